@@ -1,0 +1,266 @@
+"""The ``--etcd-*`` flags mapped onto pysyncobj members, and the Raft node itself.
+
+etcd names members and talks to them through peer URLs; pysyncobj knows
+members by ``host:port``. A :class:`Member` carries both. The cluster token
+(``--etcd-initial-cluster-token``) is checked on every peer connection: a node
+started with another token is refused, so two clusters that share addresses
+can never merge their logs.
+
+Raft timing (see docs/store.md): heartbeats every ``heartbeat_s``; elections
+after a random timeout in ``[election_s, 2 * election_s]``; idle peer links are
+kept open (pysyncobj's default 3.5 s idle timeout drops follower-to-follower
+links, which loses the first vote after a leader dies); log compaction is rare
+because each entry is a whole group-commit batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from pysyncobj import SyncObj, SyncObjConf
+from pysyncobj.transport import TCPTransport
+
+from .statemachine import KVState
+
+__all__ = [
+    "Member",
+    "RaftSettings",
+    "RaftNode",
+    "member_id",
+    "peer_address",
+    "PeerAddressInUseError",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class PeerAddressInUseError(OSError):
+    """The Raft peer port cannot be bound."""
+
+
+def peer_address(url: str) -> str:
+    """``http://host:port`` → ``host:port`` as pysyncobj wants it."""
+    parts = urlsplit(url)
+    if not parts.hostname or not parts.port:
+        raise ValueError(f"peer URL {url!r} needs a host and a port")
+    return f"{parts.hostname}:{parts.port}"
+
+
+def member_id(name: str, peer_url: str) -> int:
+    """A stable uint64 id, like etcd's (derived from the member's identity)."""
+    digest = hashlib.sha256(f"{name}\0{peer_url}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    peer_url: str
+
+    @property
+    def address(self) -> str:
+        return peer_address(self.peer_url)
+
+    @property
+    def id(self) -> int:
+        return member_id(self.name, self.peer_url)
+
+
+@dataclass(frozen=True)
+class RaftSettings:
+    """Everything the Raft node needs, derived from the backend config."""
+
+    name: str
+    advertise_url: str
+    listen_url: str
+    members: tuple[Member, ...]
+    token: str
+    state_dir: str
+    initial_state: str = "new"  # "new" | "existing"
+    fsync: bool = False
+    heartbeat_s: float = 0.05
+    election_s: float = 0.4
+    compaction_min_entries: int = 50_000
+    compaction_min_time_s: float = 3600.0
+
+    @property
+    def self_member(self) -> Member:
+        return Member(self.name, self.advertise_url)
+
+    @property
+    def peers(self) -> list[Member]:
+        own = peer_address(self.advertise_url)
+        return [m for m in self.members if m.name != self.name and m.address != own]
+
+    @property
+    def cluster_id(self) -> int:
+        text = self.token + "\0" + ",".join(sorted(f"{m.name}={m.peer_url}" for m in self.members))
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def _token_digest(token: str) -> str:
+    return hmac.new(b"sensu-raft-cluster", token.encode(), hashlib.sha256).hexdigest()
+
+
+class TokenTCPTransport(TCPTransport):
+    """pysyncobj's TCP transport with a cluster-token handshake.
+
+    The dialling side sends ``{"sensu_cluster": digest, "node": address}``
+    instead of its bare address; the accepting side checks the digest and
+    refuses (logs and drops) anything else, including pysyncobj's
+    unauthenticated utility commands (``syncobj_admin``).
+    """
+
+    def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any, *, token: str) -> None:
+        self._digest = _token_digest(token)
+        self._refused_logged: set[str] = set()
+        super().__init__(syncObj, selfNode, otherNodes)
+
+    def _sendSelfAddress(self, conn: Any) -> None:
+        conn.send({"sensu_cluster": self._digest, "node": self._selfNode.address})
+
+    def _onIncomingMessageReceived(self, conn: Any, message: Any) -> None:
+        if conn not in self._unknownConnections:
+            return super()._onIncomingMessageReceived(conn, message)
+        node = message.get("node") if isinstance(message, dict) else None
+        if not isinstance(message, dict) or not hmac.compare_digest(str(message.get("sensu_cluster", "")), self._digest):
+            peer = str(node or "unknown peer")
+            if peer not in self._refused_logged:
+                self._refused_logged.add(peer)
+                logger.error(
+                    "refusing Raft peer %s: its etcd-initial-cluster-token differs from ours", peer,
+                    extra={"peer": peer},
+                )
+            conn.disconnect()
+            self._unknownConnections.discard(conn)
+            return None
+        return super()._onIncomingMessageReceived(conn, node)
+
+
+@dataclass
+class RaftStatus:
+    """A point-in-time view of this node's Raft state (copied, never shared)."""
+
+    leader: str | None
+    is_leader: bool
+    has_quorum: bool
+    term: int
+    commit_index: int
+    last_applied: int
+    connected: dict[str, bool] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)
+    log_len: int = 0
+
+
+class RaftNode:
+    """Owns the ``SyncObj``; built off the event loop (it reads the journal)."""
+
+    def __init__(self, settings: RaftSettings, state: KVState,
+                 on_state_changed: Callable[[int, int], None] | None = None) -> None:
+        self.settings = settings
+        self.state = state
+        os.makedirs(settings.state_dir, exist_ok=True)
+        _check_bindable(settings.listen_url)
+        conf = SyncObjConf(
+            autoTick=True,
+            appendEntriesUseBatch=False,
+            appendEntriesPeriod=settings.heartbeat_s,
+            raftMinTimeout=settings.election_s,
+            raftMaxTimeout=settings.election_s * 2,
+            connectionTimeout=60.0,
+            connectionRetryTime=0.5,
+            leaderFallbackTimeout=max(settings.election_s * 4, settings.heartbeat_s * 10),
+            commandsWaitLeader=False,
+            commandsQueueSize=100_000,
+            journalFile=os.path.join(settings.state_dir, "raft.journal"),
+            fullDumpFile=os.path.join(settings.state_dir, "raft.dump"),
+            logCompactionMinEntries=settings.compaction_min_entries,
+            logCompactionMinTime=settings.compaction_min_time_s,
+            dynamicMembershipChange=True,
+            bindAddress=peer_address(settings.listen_url),
+            maxBindRetries=1,
+            onStateChanged=on_state_changed,
+        )
+        self_address = peer_address(settings.advertise_url)
+        others = [m.address for m in settings.peers]
+        transport = functools.partial(TokenTCPTransport, token=settings.token)
+        self.syncobj = SyncObj(self_address, others, conf=conf, consumers=[state], transportClass=transport)
+        # pysyncobj stops ticking when the constructing thread exits; we are
+        # built on a worker thread, so tie the tick thread to the main thread.
+        self.syncobj._SyncObj__mainThread = threading.main_thread()
+        if not self.syncobj._SyncObj__transport.ready:
+            self.syncobj.destroy()
+            raise PeerAddressInUseError(f"cannot listen on {settings.listen_url} for Raft peers")
+        if settings.fsync:
+            journal = self.syncobj._SyncObj__raftLog
+            state.set_flush(journal.flush)
+        self.syncobj.addOnTickCallback(self._kick_single_node)
+
+    def _kick_single_node(self) -> None:
+        """Tick thread: a lone leader commits its own entries on the *next* tick,
+        after a poll that nothing would wake for ``autoTickPeriod``; wake it."""
+        so = self.syncobj
+        if so.otherNodes:
+            return
+        if so.raftCommitIndex < so._SyncObj__getCurrentLogIndex():
+            notifier = getattr(so, "_SyncObj__pipeNotifier", None)
+            if notifier is not None:
+                try:
+                    notifier.notify()
+                except BlockingIOError:
+                    pass
+
+    @property
+    def self_address(self) -> str:
+        return peer_address(self.settings.advertise_url)
+
+    def status(self) -> RaftStatus:
+        """Read a few plain attributes of the tick thread's state (atomic under the GIL)."""
+        so = self.syncobj
+        leader = so._getLeader()
+        others = so.otherNodes
+        connected = {n.id: so.isNodeConnected(n) for n in others}
+        return RaftStatus(
+            leader=leader.id if leader is not None else None,
+            is_leader=so._isLeader(),
+            has_quorum=so.hasQuorum and leader is not None,
+            term=so.raftCurrentTerm,
+            commit_index=so.raftCommitIndex,
+            last_applied=so.raftLastApplied,
+            connected=connected,
+            members=sorted([self.self_address, *connected]),
+            log_len=so._getRaftLogSize(),
+        )
+
+    def add_member(self, address: str, callback: Callable[[Any, int], None]) -> None:
+        self.syncobj.addNodeToCluster(address, callback=callback)
+
+    def remove_member(self, address: str, callback: Callable[[Any, int], None]) -> None:
+        self.syncobj.removeNodeFromCluster(address, callback=callback)
+
+    def destroy(self) -> None:
+        self.syncobj.destroy()
+
+
+def _check_bindable(listen_url: str) -> None:
+    """Fail fast, with the address, when the peer port is taken."""
+    address = peer_address(listen_url)
+    host, port = address.rsplit(":", 1)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, int(port)))
+    except OSError as exc:
+        raise PeerAddressInUseError(f"cannot listen on {listen_url} for Raft peers: {exc.strerror}") from exc
+    finally:
+        probe.close()

@@ -1,0 +1,359 @@
+"""The async store API that the rest of the backend uses.
+
+Writes are group-committed: callers enqueue operations, one commit task packs
+everything queued into a single Raft entry (one ``apply_batch`` call) and keeps
+a few such entries in flight, so throughput does not collapse to one round
+trip per write. Every batch carries an id; retries after a leader change reuse
+it, and the state machine applies a batch at most once.
+
+Read-your-writes: a write returns only after this node applied it, and reads
+are served from this node's applied state, so a client that talks to one node
+always sees its own acknowledged writes. ``linearizable=True`` reads first push
+a no-op through the log (a read barrier), for compare-and-swap logic that must
+not act on stale state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import secrets
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterator, Sequence
+
+import trio
+
+from . import codec
+from .bridge import ProposalFailed, RaftBridge
+from .errors import (
+    CompareFailedError,
+    LeaseNotFoundError,
+    StoreClosedError,
+    StoreError,
+    StoreTimeoutError,
+)
+from .membership import RaftNode, RaftSettings, RaftStatus
+from .statemachine import KeyValue, KVState, WatchEvent
+from .watch import Watcher, WatchHub
+
+__all__ = ["Store", "open_store", "TxnResult", "RangeResult", "KeyValue", "WatchEvent"]
+
+logger = logging.getLogger(__name__)
+
+#: Most operations packed into one Raft entry.
+MAX_BATCH_OPS = 2000
+#: Most bytes of values packed into one Raft entry (keeps entries well under
+#: pysyncobj's append batch, so followers are never starved).
+MAX_BATCH_BYTES = 1 << 20
+#: Raft entries in flight at once from this node.
+MAX_INFLIGHT = 8
+#: Default deadline of a write.
+WRITE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    items: list[KeyValue]
+    more: bool
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    succeeded: bool
+    revision: int
+    results: list[Any]
+
+
+class _Pending:
+    __slots__ = ("op", "size", "event", "result", "error")
+
+    def __init__(self, op: codec.Op, size: int) -> None:
+        self.op = op
+        self.size = size
+        self.event = trio.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class Store:
+    """Async facade over the replicated state; use from the trio thread only."""
+
+    def __init__(self, node: RaftNode, state: KVState, bridge: RaftBridge, hub: WatchHub) -> None:
+        self.node = node
+        self._state = state
+        self._bridge = bridge
+        self._hub = hub
+        self._send, self._recv = trio.open_memory_channel[_Pending](math.inf)
+        self._inflight = trio.Semaphore(MAX_INFLIGHT)
+        self._batch_ids = itertools.count(1)
+        self._batch_prefix = f"{node.settings.name}-{secrets.token_hex(4)}"
+        self._closed = False
+        self.stats = {"batches": 0, "ops": 0, "retries": 0, "timeouts": 0}
+
+    # ------------------------------------------------------------------ writes
+
+    async def _submit(self, op: codec.Op, size: int = 0, timeout: float = WRITE_TIMEOUT_S) -> Any:
+        if self._closed:
+            raise StoreClosedError("store is closed")
+        pending = _Pending(op, size)
+        self._send.send_nowait(pending)
+        with trio.move_on_after(timeout) as scope:
+            await pending.event.wait()
+        if scope.cancelled_caught:
+            self.stats["timeouts"] += 1
+            raise StoreTimeoutError(f"write not acknowledged within {timeout:.1f}s (outcome unknown)")
+        if pending.error is not None:
+            raise pending.error
+        result = pending.result
+        if result and result[0] == "error":
+            raise StoreError(result[1])
+        return result
+
+    async def put(self, key: str, value: bytes, *, lease: int = 0) -> int:
+        """Store ``value`` under ``key``; returns the new revision."""
+        result = await self._submit(codec.put_op(key, value, lease), len(key) + len(value))
+        if result[0] == "nolease":
+            raise LeaseNotFoundError(lease)
+        return int(result[1])
+
+    async def create(self, key: str, value: bytes, *, lease: int = 0) -> int:
+        """Store only if absent; raises CompareFailedError if the key exists."""
+        result = await self._submit(codec.put_op(key, value, lease, only_if_absent=True), len(key) + len(value))
+        if result[0] == "exists":
+            raise CompareFailedError(key, 0, int(result[1]))
+        if result[0] == "nolease":
+            raise LeaseNotFoundError(lease)
+        return int(result[1])
+
+    async def update(self, key: str, value: bytes, *, mod_revision: int, lease: int = 0) -> int:
+        """Compare-and-swap on ``mod_revision`` (0 = must not exist)."""
+        res = await self.txn(
+            [codec.compare(key, "mod", "==", mod_revision)],
+            [codec.put_op(key, value, lease)],
+        )
+        if not res.succeeded:
+            current = self._state.get(key)
+            raise CompareFailedError(key, mod_revision, current.mod_revision if current else 0)
+        return res.revision
+
+    async def delete(self, key: str) -> bool:
+        """Delete ``key``; returns whether it existed."""
+        result = await self._submit(codec.delete_op(key), len(key))
+        return bool(result[2])
+
+    async def delete_if(self, key: str, *, mod_revision: int) -> bool:
+        res = await self.txn([codec.compare(key, "mod", "==", mod_revision)], [codec.delete_op(key)])
+        return res.succeeded
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every key under ``prefix``; returns how many."""
+        result = await self._submit(codec.delete_prefix_op(prefix), len(prefix))
+        return int(result[2])
+
+    async def txn(self, compares: Sequence[codec.Compare], success: Sequence[codec.Op],
+                  failure: Sequence[codec.Op] = ()) -> TxnResult:
+        size = sum(len(op[1]) + (len(op[2]) if op[0] == codec.OP_PUT else 0) for op in [*success, *failure])
+        result = await self._submit(codec.txn_op(compares, success, failure), size)
+        if result[0] == "nolease":
+            raise LeaseNotFoundError(int(result[1]))
+        return TxnResult(bool(result[1]), int(result[2]), list(result[3]))
+
+    async def barrier(self) -> int:
+        """Push a no-op through the log; afterwards local reads are linearizable."""
+        result = await self._submit([codec.OP_NOOP])
+        return int(result[1])
+
+    # ------------------------------------------------------------------ leases
+
+    async def grant_lease(self, ttl: float) -> int:
+        """Create a lease of ``ttl`` seconds; returns its id."""
+        lease_id = secrets.randbits(62) + 1
+        result = await self._submit([codec.OP_LEASE_GRANT, lease_id, float(ttl)])
+        return int(result[1])
+
+    async def keepalive_lease(self, lease_id: int, *, ttl: float | None = None) -> float:
+        """Push the lease's deadline to now + TTL (optionally a new TTL); returns it."""
+        op = [codec.OP_LEASE_KEEPALIVE, lease_id] + ([float(ttl)] if ttl else [])
+        result = await self._submit(op)
+        if result[0] == "nolease":
+            raise LeaseNotFoundError(lease_id)
+        return float(result[2])
+
+    async def revoke_lease(self, lease_id: int) -> bool:
+        result = await self._submit([codec.OP_LEASE_REVOKE, lease_id])
+        return result[0] == "ok"
+
+    def lease_info(self, lease_id: int) -> tuple[float, float, list[str]] | None:
+        return self._state.lease(lease_id)
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, key: str, *, linearizable: bool = False) -> KeyValue | None:
+        if linearizable:
+            await self.barrier()
+        return self._state.get(key)
+
+    async def range(self, prefix: str, *, start_after: str | None = None, limit: int = 0,
+                    linearizable: bool = False) -> RangeResult:
+        if linearizable:
+            await self.barrier()
+        items, more, revision = self._state.range(prefix, start_after=start_after, limit=limit)
+        return RangeResult(items, more, revision)
+
+    def count(self, prefix: str) -> int:
+        return self._state.count(prefix)
+
+    @property
+    def revision(self) -> int:
+        return self._state.current_revision()
+
+    # ------------------------------------------------------------------ watches
+
+    def watch(self, prefix: str, *, start_revision: int | None = None, max_buffer: int = 10_000) -> Iterator[Watcher]:
+        """Context manager yielding a :class:`~cluster.watch.Watcher` on ``prefix``."""
+        return self._hub.watch(prefix, start_revision=start_revision, max_buffer=max_buffer)
+
+    # ------------------------------------------------------------------ cluster
+
+    def raft_status(self) -> RaftStatus:
+        return self.node.status()
+
+    async def add_member(self, address: str) -> None:
+        await self._membership_call(self.node.add_member, address)
+
+    async def remove_member(self, address: str) -> None:
+        await self._membership_call(self.node.remove_member, address)
+
+    async def _membership_call(self, fn: Any, address: str) -> None:
+        deadline = trio.current_time() + WRITE_TIMEOUT_S
+        while True:
+            try:
+                await self._bridge.call(lambda cb: fn(address, cb))
+                return
+            except ProposalFailed as exc:
+                if not exc.retryable or trio.current_time() > deadline:
+                    raise exc.as_store_error() from exc
+                await trio.sleep(0.1)
+
+    def statistics(self) -> dict[str, Any]:
+        return {**self.stats, **self._state.statistics(), **{f"watch_{k}": v for k, v in self._hub.statistics().items()}}
+
+    # ------------------------------------------------------------------ background tasks
+
+    async def _commit_loop(self, nursery: trio.Nursery) -> None:
+        while True:
+            first = await self._recv.receive()
+            batch = [first]
+            size = first.size
+            while len(batch) < MAX_BATCH_OPS and size < MAX_BATCH_BYTES:
+                try:
+                    item = self._recv.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                batch.append(item)
+                size += item.size
+            await self._inflight.acquire()
+            nursery.start_soon(self._propose, batch)
+
+    async def _propose(self, batch: list[_Pending]) -> None:
+        try:
+            payload = codec.encode_batch([p.op for p in batch])
+            batch_id = f"{self._batch_prefix}-{next(self._batch_ids)}"
+            self.stats["batches"] += 1
+            self.stats["ops"] += len(batch)
+            delay = 0.02
+            deadline = trio.current_time() + WRITE_TIMEOUT_S
+            while True:
+                now = time.time()
+                try:
+                    results = await self._bridge.call(
+                        lambda cb: self._state.apply_batch(batch_id, payload, now, callback=cb)
+                    )
+                except ProposalFailed as exc:
+                    if exc.retryable and trio.current_time() < deadline:
+                        self.stats["retries"] += 1
+                        await trio.sleep(delay)
+                        delay = min(delay * 2, 0.25)
+                        continue
+                    err: BaseException = exc.as_store_error()
+                    for p in batch:
+                        p.error = err
+                        p.event.set()
+                    return
+                except StoreError as exc:
+                    for p in batch:
+                        p.error = exc
+                        p.event.set()
+                    return
+                break
+            for p, result in zip(batch, results):
+                p.result = result
+                p.event.set()
+        finally:
+            self._inflight.release()
+
+    async def _lease_expirer(self) -> None:
+        """On the Raft leader, propose expiry of leases past their deadline.
+
+        Only the proposal is leader-driven; the decision is made in apply, with
+        the proposer's clock, so each lease expires exactly once cluster-wide.
+        """
+        while True:
+            await trio.sleep(0.1)
+            deadline = self._state.next_lease_deadline()
+            if deadline is None or deadline > time.time():
+                continue
+            if not self.node.syncobj._isLeader():
+                continue
+            try:
+                await self._submit([codec.OP_LEASE_EXPIRE], timeout=2.0)
+            except StoreError as exc:
+                logger.debug("lease expiry proposal failed: %s", exc)
+
+    async def wait_leader(self, timeout: float) -> bool:
+        """Wait until a leader is known and a no-op commits through it."""
+        with trio.move_on_after(timeout):
+            while True:
+                if self.node.status().leader is not None:
+                    try:
+                        await self.barrier()
+                        return True
+                    except StoreError:
+                        pass
+                await trio.sleep(0.05)
+        return False
+
+
+@asynccontextmanager
+async def open_store(settings: RaftSettings) -> AsyncIterator[Store]:
+    """Start the Raft node and the store tasks; stop them on exit.
+
+    The node is built on a worker thread (it reads the journal and binds the
+    peer port). Raises ``PeerAddressInUseError`` when the port is taken.
+    """
+    bridge = RaftBridge()
+    hub = WatchHub()
+    state = KVState(
+        on_applied=lambda rev, events: bridge.post(hub.publish, rev, events),
+        on_reset=lambda rev: bridge.post(hub.reset, rev),
+    )
+    bridge.attach()
+    node = await trio.to_thread.run_sync(RaftNode, settings, state)
+    store = Store(node, state, bridge, hub)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store._commit_loop, nursery)
+            nursery.start_soon(store._lease_expirer)
+            try:
+                yield store
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        store._closed = True
+        bridge.close()
+        node.destroy()
