@@ -26,12 +26,18 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+import msgpack
+
 from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.transport import TCPTransport
 
 from .statemachine import KVState
 
 __all__ = [
+    "MEMBERS_PREFIX",
+    "member_key",
+    "encode_member",
+    "decode_member",
     "Member",
     "RaftSettings",
     "RaftNode",
@@ -125,6 +131,25 @@ class TokenTCPTransport(TCPTransport):
         self._refused_logged: set[str] = set()
         super().__init__(syncObj, selfNode, otherNodes)
 
+    def _onMessageReceived(self, node: Any, message: Any) -> None:
+        """Keep the leader's optimistic ``nextIndex`` from moving backwards.
+
+        With ``appendEntriesUseBatch`` off, the leader advances ``nextIndex``
+        as it sends, then a late success reply for an older append sets it back;
+        the next send overlaps entries the follower already applied, and
+        pysyncobj's follower truncates and re-adds them. Raft only needs
+        ``nextIndex = max(nextIndex, reply)`` on success.
+        """
+        if isinstance(message, dict) and message.get("type") == "next_node_idx" \
+                and message.get("success") and not message.get("reset"):
+            next_index = self._syncObj._SyncObj__raftNextIndex
+            before = next_index.get(node)
+            super()._onMessageReceived(node, message)
+            if before is not None and next_index.get(node, before) < before:
+                next_index[node] = before
+            return
+        super()._onMessageReceived(node, message)
+
     def _sendSelfAddress(self, conn: Any) -> None:
         conn.send({"sensu_cluster": self._digest, "node": self._selfNode.address})
 
@@ -176,7 +201,9 @@ class RaftNode:
             appendEntriesPeriod=settings.heartbeat_s,
             raftMinTimeout=settings.election_s,
             raftMaxTimeout=settings.election_s * 2,
-            connectionTimeout=60.0,
+            # idle follower-to-follower links must stay up (dead peers are
+            # found by TCP keepalive and by Raft timeouts, not by silence)
+            connectionTimeout=10_000_000.0,
             connectionRetryTime=0.5,
             leaderFallbackTimeout=max(settings.election_s * 4, settings.heartbeat_s * 10),
             commandsWaitLeader=False,
@@ -264,3 +291,25 @@ def _check_bindable(listen_url: str) -> None:
         raise PeerAddressInUseError(f"cannot listen on {listen_url} for Raft peers: {exc.strerror}") from exc
     finally:
         probe.close()
+
+
+# ---------------------------------------------------------------------- member registry
+#
+# pysyncobj knows members only by address; etcd (and /health, sensuctl) know
+# them by name and peer URL. The registry keeps that mapping in the replicated
+# map itself, under MEMBERS_PREFIX, so every node can name every member.
+
+MEMBERS_PREFIX = "/sensu.io/cluster/members/"
+
+
+def member_key(address: str) -> str:
+    return MEMBERS_PREFIX + address
+
+
+def encode_member(member: Member) -> bytes:
+    return msgpack.packb({"name": member.name, "peer_url": member.peer_url}, use_bin_type=True)
+
+
+def decode_member(value: bytes) -> Member:
+    data = msgpack.unpackb(value, raw=False)
+    return Member(str(data["name"]), str(data["peer_url"]))

@@ -1,0 +1,23 @@
+"""What the API needs from the node, passed in explicitly (the API imports no daemon)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.config import BackendConfig
+from cluster.membership import Member
+from cluster.store import Store
+
+__all__ = ["ApiContext"]
+
+
+@dataclass
+class ApiContext:
+    store: Store
+    config: BackendConfig
+    node_name: str
+    initial_members: list[Member]
+    cluster_id: int
+    #: free-form per-node services the API may use (bus, metrics registry, ...)
+    services: dict[str, Any] = field(default_factory=dict)

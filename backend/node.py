@@ -1,0 +1,183 @@
+"""The composition root: one ``sensu-backend start`` process.
+
+Start order (STYLE §3): the replicated store first (it is the outermost
+context, so it stops last), then the HTTP listeners. An error before a
+listener is serving becomes a :class:`StartupError`, printed as one line with
+a non-zero exit. SIGTERM and SIGINT stop the node gracefully.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.trio import serve
+
+from api.app import create_app
+from api.context import ApiContext
+from api.debug import create_debug_app
+from cluster.errors import CompareFailedError, StoreError
+from cluster.membership import (
+    Member,
+    PeerAddressInUseError,
+    RaftSettings,
+    encode_member,
+    member_key,
+    peer_address,
+)
+from cluster.store import Store, open_store
+
+from .config import BackendConfig, url_host_port
+from .logging import configure_logging, stop_logging
+
+__all__ = ["run", "serve_node", "raft_settings", "StartupError"]
+
+logger = logging.getLogger(__name__)
+
+#: Raft timing used when the etcd timing flags are left at their defaults
+#: (etcd's 300 ms / 3 s would make failover take seconds; see docs/store.md).
+DEFAULT_HEARTBEAT_S = 0.05
+DEFAULT_ELECTION_S = 0.4
+GRACE_S = 5.0
+
+
+class StartupError(Exception):
+    """A daemon failed before it was serving; ``str()`` is the one-line reason."""
+
+
+def raft_settings(config: BackendConfig) -> RaftSettings:
+    """Map the ``etcd-*`` flags onto Raft members and timing."""
+    members = tuple(Member(name, url) for name, url in config.initial_cluster_members())
+    own = next((m for m in members if m.name == config.etcd_name), None)
+    if config.source_of("etcd-initial-advertise-peer-urls") == "default" and own is not None:
+        advertise = own.peer_url
+    else:
+        advertise = config.etcd_initial_advertise_peer_urls[0]
+    if config.source_of("etcd-listen-peer-urls") == "default":
+        listen = advertise
+    else:
+        listen = config.etcd_listen_peer_urls[0]
+    heartbeat = DEFAULT_HEARTBEAT_S
+    election = DEFAULT_ELECTION_S
+    if config.source_of("etcd-heartbeat-interval") != "default":
+        heartbeat = config.etcd_heartbeat_interval / 1000.0
+    if config.source_of("etcd-election-timeout") != "default":
+        election = config.etcd_election_timeout / 1000.0
+    if election <= heartbeat * 3:
+        raise StartupError(
+            f"etcd-election-timeout ({election * 1000:.0f} ms) must be more than three "
+            f"etcd-heartbeat-interval ({heartbeat * 1000:.0f} ms)"
+        )
+    return RaftSettings(
+        name=config.etcd_name,
+        advertise_url=advertise,
+        listen_url=listen,
+        members=members,
+        token=config.etcd_initial_cluster_token,
+        state_dir=f"{config.state_dir.rstrip('/')}/raft",
+        initial_state=config.etcd_initial_cluster_state,
+        fsync=bool(config.store_fsync and not config.etcd_unsafe_no_fsync),
+        heartbeat_s=heartbeat,
+        election_s=election,
+    )
+
+
+def _hypercorn_config(bind: str, *, cert: str = "", key: str = "", ca: str = "") -> HyperConfig:
+    hc = HyperConfig()
+    hc.bind = [bind]
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    hc.graceful_timeout = GRACE_S
+    hc.keep_alive_timeout = 75
+    if cert and key:
+        import ssl
+
+        hc.certfile = cert
+        hc.keyfile = key
+        if ca:
+            hc.ca_certs = ca
+            hc.verify_mode = ssl.CERT_OPTIONAL
+    return hc
+
+
+async def _serve_http(nursery: trio.Nursery, app: Any, bind: str, flag: str, **tls: str) -> None:
+    try:
+        await nursery.start(serve, app, _hypercorn_config(bind, **tls))
+    except OSError as exc:
+        raise StartupError(f"{flag}: cannot listen on {bind}: {exc.strerror or exc}") from exc
+
+
+async def _register_members(store: Store, settings: RaftSettings) -> None:
+    """Write every initial member's name into the registry once a leader exists."""
+    while not await store.wait_leader(5.0):
+        logger.warning("no Raft leader yet; waiting for a quorum of %s", [m.name for m in settings.members])
+    own = settings.self_member
+    try:
+        await store.put(member_key(own.address), encode_member(own))
+        for member in settings.members:
+            if member.address == own.address:
+                continue
+            try:
+                await store.create(member_key(member.address), encode_member(member))
+            except CompareFailedError:
+                pass
+    except StoreError as exc:
+        logger.warning("could not register cluster members: %s", exc)
+
+
+async def serve_node(config: BackendConfig, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    settings = raft_settings(config)
+    try:
+        async with open_store(settings) as store:
+            await _serve_node(config, settings, store, task_status)
+    except PeerAddressInUseError as exc:
+        raise StartupError(f"etcd-listen-peer-urls: {exc}") from exc
+
+
+async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Store,
+                      task_status: trio.TaskStatus[None]) -> None:
+    ctx = ApiContext(
+        store=store,
+        config=config,
+        node_name=settings.name,
+        initial_members=list(settings.members),
+        cluster_id=settings.cluster_id,
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_register_members, store, settings)
+        await _serve_http(
+            nursery, create_app(ctx), config.api_listen_address, "api-listen-address",
+            cert=config.cert_file, key=config.key_file, ca=config.trusted_ca_file,
+        )
+        if config.debug:
+            await _serve_http(nursery, create_debug_app(store), getattr(config, "debug_listen_address", "127.0.0.1:6060"), "debug-listen-address")
+        logger.warning(
+            "sensu-backend started",
+            extra={"node": settings.name, "api": config.api_listen_address, "peer": settings.advertise_url},
+        )
+        task_status.started()
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                logger.warning("received %s, stopping", signal.Signals(signum).name, extra={"node": settings.name})
+                nursery.cancel_scope.cancel()
+                break
+
+
+def run(config: BackendConfig) -> int:
+    """Run the node until SIGTERM/SIGINT; returns the process exit code."""
+    configure_logging(config.log_level)
+    failure: list[str] = []
+    try:
+        trio.run(serve_node, config)
+    except* StartupError as group:
+        failure.append(str(group.exceptions[0]))
+    finally:
+        stop_logging()
+    if failure:
+        print(f"sensu-backend: {failure[0]}", file=sys.stderr)
+        return 1
+    return 0
