@@ -1,0 +1,1 @@
+"""The sensu-backend process: command line, configuration, daemons and their composition."""

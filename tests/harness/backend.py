@@ -1,0 +1,203 @@
+"""Start, wait for, kill and restart real ``sensu-backend`` processes.
+
+Each node gets its own loopback address (127.0.0.1, .2, .3 ... as separate
+hosts), free ports and a state dir under the test's ``tmp_path``. Everything
+waits on conditions under a deadline; nothing sleeps to "let things settle".
+A process's log is attached to the failure when a wait times out.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import httpx
+import trio
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class BackendProcess:
+    """One ``sensu-backend start`` process."""
+
+    def __init__(self, name: str, host: str, state_dir: Path, *, initial_cluster: str | None = None,
+                 token: str = "test-cluster", extra_args: Iterable[str] = (), debug: bool = True,
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.host = host
+        self.state_dir = state_dir
+        self.api_port = free_port(host)
+        self.peer_port = free_port(host)
+        self.agent_port = free_port(host)
+        self.debug_port = free_port(host)
+        self.dashboard_port = free_port(host)
+        self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
+        self.token = token
+        self.extra_args = list(extra_args)
+        self.debug = debug
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = state_dir.parent / f"{name}.log"
+        self.state_arg: str = "new"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://{self.host}:{self.peer_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def debug_url(self) -> str:
+        return f"http://{self.host}:{self.debug_port}"
+
+    def args(self) -> list[str]:
+        args = [
+            sys.executable, "-m", "backend.cli", "start",
+            "--state-dir", str(self.state_dir),
+            "--etcd-name", self.name,
+            "--etcd-initial-cluster", self.initial_cluster,
+            "--etcd-initial-cluster-token", self.token,
+            "--etcd-initial-cluster-state", self.state_arg,
+            "--etcd-listen-peer-urls", self.peer_url,
+            "--etcd-initial-advertise-peer-urls", self.peer_url,
+            "--api-listen-address", f"{self.host}:{self.api_port}",
+            "--agent-host", self.host,
+            "--agent-port", str(self.agent_port),
+            "--dashboard-host", self.host,
+            "--dashboard-port", str(self.dashboard_port),
+            "--log-level", "info",
+        ]
+        if self.debug:
+            args += ["--debug", "--debug-listen-address", f"{self.host}:{self.debug_port}"]
+        return args + self.extra_args
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
+        env.pop("SENSU_BACKEND_CONFIG_FILE", None)
+        log = open(self.log_path, "ab")
+        log.write(f"\n===== start {' '.join(self.args()[3:])}\n".encode())
+        log.flush()
+        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
+        log.close()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL if it does not stop in time."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-20000:]
+        except OSError:
+            return ""
+
+    async def health(self, client: httpx.AsyncClient) -> tuple[int, dict[str, Any]] | None:
+        try:
+            r = await client.get(f"{self.api_url}/health", timeout=2.0)
+        except httpx.HTTPError:
+            return None
+        return r.status_code, r.json()
+
+    async def wait_healthy(self, client: httpx.AsyncClient, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until /health answers 200 (this node sees a leader and a quorum)."""
+        try:
+            with trio.fail_after(timeout):
+                while True:
+                    if self.proc is not None and self.proc.poll() is not None:
+                        raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
+                    got = await self.health(client)
+                    if got is not None and got[0] == 200:
+                        return got[1]
+                    await trio.sleep(0.05)
+        except trio.TooSlowError:
+            raise AssertionError(f"{self.name} not healthy within {timeout}s:\n{self.log()}") from None
+
+
+@dataclass
+class Cluster:
+    nodes: list[BackendProcess]
+    client: httpx.AsyncClient
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def wait_healthy(self, timeout: float = 30.0) -> None:
+        for node in self.nodes:
+            if node.running:
+                await node.wait_healthy(self.client, timeout)
+
+    async def leader(self, timeout: float = 15.0) -> BackendProcess:
+        """The node every running node agrees leads."""
+        with trio.fail_after(timeout):
+            while True:
+                names = set()
+                for node in self.nodes:
+                    if not node.running:
+                        continue
+                    got = await node.health(self.client)
+                    names.add(got[1].get("Leader") if got and got[0] == 200 else None)
+                running = {n.name for n in self.nodes if n.running}
+                if len(names) == 1 and None not in names and names <= running:
+                    name = names.pop()
+                    return next(n for n in self.nodes if n.name == name)
+                await trio.sleep(0.05)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"----- {n.name}\n{n.log()}" for n in self.nodes)
+
+
+def make_cluster_nodes(tmp_path: Path, count: int = 3, *, token: str = "test-cluster",
+                       extra_args: Iterable[str] = ()) -> list[BackendProcess]:
+    nodes = [
+        BackendProcess(f"backend-{i}", f"127.0.0.{i + 1}", tmp_path / f"backend-{i}", token=token,
+                       extra_args=extra_args)
+        for i in range(count)
+    ]
+    initial = ",".join(f"{n.name}={n.peer_url}" for n in nodes)
+    for n in nodes:
+        n.initial_cluster = initial
+    return nodes
+
+
+async def start_cluster(tmp_path: Path, client: httpx.AsyncClient, count: int = 3, **kw: Any) -> Cluster:
+    nodes = make_cluster_nodes(tmp_path, count, **kw)
+    for n in nodes:
+        n.start()
+    cluster = Cluster(nodes, client)
+    await cluster.wait_healthy(45.0)
+    return cluster
