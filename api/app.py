@@ -57,6 +57,10 @@ def create_app(ctx: ApiContext) -> QuartTrio:
     router.add("/health", {"GET": health}, public=True)
     router.add("/version", {"GET": version}, public=True)
 
+    from .bootstrap import register_bootstrap
+
+    register_bootstrap(router, ctx)
+
     async def dispatch(path: str = "") -> Response:
         segments = split_raw_path(request.scope.get("raw_path") or request.path.encode())
         found = router.resolve(segments) if segments is not None else None
