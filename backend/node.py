@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from functools import partial
 from typing import Any
 
 import trio
 from hypercorn.config import Config as HyperConfig
-from hypercorn.trio import serve
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
 
 from api.app import create_app
 from api.context import ApiContext
@@ -105,10 +107,19 @@ def _hypercorn_config(bind: str, *, cert: str = "", key: str = "", ca: str = "")
 
 
 async def _serve_http(nursery: trio.Nursery, app: Any, bind: str, flag: str, **tls: str) -> None:
+    """Bind first (so a taken port is a one-line error naming the flag), then serve."""
+    config = _hypercorn_config(bind, **tls)
     try:
-        await nursery.start(serve, app, _hypercorn_config(bind, **tls))
+        sockets = config.create_sockets()
+        for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+            sock.listen(config.backlog)
+        config.create_ssl_context()  # unreadable or mismatched TLS files fail here, not per request
     except OSError as exc:
         raise StartupError(f"{flag}: cannot listen on {bind}: {exc.strerror or exc}") from exc
+    except Exception as exc:  # bad TLS files surface here too
+        raise StartupError(f"{flag}: cannot serve on {bind}: {exc}") from exc
+    await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config,
+                                sockets=sockets))
 
 
 async def _register_members(store: Store, settings: RaftSettings) -> None:
@@ -167,6 +178,12 @@ async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Stor
                 break
 
 
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
 def run(config: BackendConfig) -> int:
     """Run the node until SIGTERM/SIGINT; returns the process exit code."""
     configure_logging(config.log_level)
@@ -174,7 +191,7 @@ def run(config: BackendConfig) -> int:
     try:
         trio.run(serve_node, config)
     except* StartupError as group:
-        failure.append(str(group.exceptions[0]))
+        failure.append(str(_first_leaf(group)))
     finally:
         stop_logging()
     if failure:

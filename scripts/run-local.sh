@@ -6,9 +6,14 @@ cd "$(dirname "$0")/.."
 
 BIN=.venv/bin/sensu-backend
 PY=.venv/bin/python
-STATE=./.state
-API_URL=http://127.0.0.1:8080
-DASHBOARD_URL=http://127.0.0.1:3000
+# Overridable so tests can run this very script on free ports.
+STATE=${SENSU_RUN_STATE:-./.state}
+API_PORT=${SENSU_RUN_API_PORT:-8080}
+AGENT_PORT=${SENSU_RUN_AGENT_PORT:-8081}
+DASHBOARD_PORT=${SENSU_RUN_DASHBOARD_PORT:-3000}
+PEER_PORT=${SENSU_RUN_PEER_PORT:-2380}
+API_URL=http://127.0.0.1:$API_PORT
+DASHBOARD_URL=http://127.0.0.1:$DASHBOARD_PORT
 ADMIN_USER=admin
 ADMIN_PASSWORD='P@ssw0rd!'
 STARTUP_TIMEOUT=60
@@ -21,14 +26,14 @@ mkdir -p "$STATE/sensu-backend" "$STATE/cache"
   --config-file "$STATE/backend.yml" \
   --state-dir "$STATE/sensu-backend" \
   --cache-dir "$STATE/cache" \
-  --api-listen-address 127.0.0.1:8080 \
+  --api-listen-address "127.0.0.1:$API_PORT" \
   --api-url "$API_URL" \
-  --agent-host 127.0.0.1 --agent-port 8081 \
-  --dashboard-host 127.0.0.1 --dashboard-port 3000 \
+  --agent-host 127.0.0.1 --agent-port "$AGENT_PORT" \
+  --dashboard-host 127.0.0.1 --dashboard-port "$DASHBOARD_PORT" \
   --etcd-name default \
-  --etcd-listen-peer-urls http://127.0.0.1:2380 \
-  --etcd-initial-advertise-peer-urls http://127.0.0.1:2380 \
-  --etcd-initial-cluster default=http://127.0.0.1:2380 \
+  --etcd-listen-peer-urls "http://127.0.0.1:$PEER_PORT" \
+  --etcd-initial-advertise-peer-urls "http://127.0.0.1:$PEER_PORT" \
+  --etcd-initial-cluster "default=http://127.0.0.1:$PEER_PORT" \
   --log-level info &
 pid=$!
 
