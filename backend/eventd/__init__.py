@@ -1,0 +1,33 @@
+"""eventd: validate -> merge (pure, ``merge.py``) -> store -> publish to the pipeline."""
+
+from backend.eventd.merge import (
+    HISTORY_LENGTH,
+    OUTPUT_TRUNCATED_LABEL,
+    has_check,
+    has_metrics,
+    is_flapping_end,
+    is_flapping_start,
+    is_incident,
+    is_resolution,
+    is_silenced,
+    merge_event,
+    output_truncated_bytes,
+    persisted_copy,
+    total_state_change,
+)
+
+__all__ = [
+    "HISTORY_LENGTH",
+    "OUTPUT_TRUNCATED_LABEL",
+    "has_check",
+    "has_metrics",
+    "is_flapping_end",
+    "is_flapping_start",
+    "is_incident",
+    "is_resolution",
+    "is_silenced",
+    "merge_event",
+    "output_truncated_bytes",
+    "persisted_copy",
+    "total_state_change",
+]

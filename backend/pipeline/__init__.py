@@ -1,0 +1,2 @@
+"""The event pipeline: filters (pure, ``filters.py``), JavaScript (``jsengine.py``),
+mutators and handlers."""

@@ -1,0 +1,1 @@
+"""schedulerd: per-check timers (pure arithmetic in ``timers.py``), dispatch and proxies."""
