@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from typing import Any
 
 import bcrypt
 import trio
@@ -23,7 +24,7 @@ from backend.seed import AGENT_PASSWORD, INITIALIZED_KEY, seed_operations
 from cluster import codec
 from cluster.errors import StoreError
 
-from .app import error_response, json_response
+from .errors import error_response, json_body as json_response
 from .context import ApiContext
 
 __all__ = ["register_bootstrap"]
@@ -47,7 +48,7 @@ def _hash(password: str) -> str:
 
 
 def register_bootstrap(router, ctx: ApiContext) -> None:  # type: ignore[no-untyped-def]
-    async def init() -> Response:
+    async def init(call: Any) -> Response:
         client = request.scope.get("client")
         if not _is_loopback(client[0] if client else None):
             return error_response(403, "init is only accepted from the backend's own host", 4)

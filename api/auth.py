@@ -1,0 +1,273 @@
+"""Authentication: JWT access/refresh tokens, API keys, and bcrypt passwords.
+
+Tokens are HS256 JWTs signed with a 32-byte secret that ``init`` stores in the
+replicated map, so every node verifies every node's tokens (api.md §3.2).
+Each login opens a *session* (a store key under a 12 h lease) holding the
+current refresh token id; refreshing rotates it (6.10 behaviour), logout
+deletes it, and an access token whose session is gone — or whose user is
+disabled — is rejected at once, on every node.
+
+bcrypt is slow on purpose, so it runs in a worker thread. An unknown user is
+checked against a dummy hash so that the answer time does not reveal whether
+a user exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import bcrypt
+import trio
+
+from backend.resources import User, keys
+from backend.resources.storage import decode, decode_dict, encode_dict
+from backend.seed import JWT_SECRET_KEY
+from cluster.store import Store
+
+from .errors import CODE_UNAUTHENTICATED, ApiError
+
+__all__ = [
+    "Principal",
+    "ACCESS_TTL_S",
+    "REFRESH_TTL_S",
+    "TokenPair",
+    "b64url",
+    "sign_jwt",
+    "verify_jwt",
+    "check_password",
+    "hash_password",
+    "open_session",
+    "refresh_session",
+    "close_session",
+    "authenticate",
+    "session_key",
+    "SYSTEM_USERS_GROUP",
+]
+
+ACCESS_TTL_S = 5 * 60
+REFRESH_TTL_S = 12 * 3600
+SYSTEM_USERS_GROUP = "system:users"
+_DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt()).decode()
+_bcrypt_limiter = trio.CapacityLimiter(4)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user (with groups), through a token or an API key."""
+
+    username: str
+    groups: tuple[str, ...] = ()
+    session_id: str = ""
+    api_key: bool = False
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    expires_at: int
+    refresh_token: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"access_token": self.access_token, "expires_at": self.expires_at, "refresh_token": self.refresh_token}
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_jwt(claims: dict[str, Any], secret: bytes) -> str:
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64url(signature)}"
+
+
+def verify_jwt(token: str, secret: bytes, *, now: float | None = None, check_expiry: bool = True) -> dict[str, Any]:
+    """The claims of a valid token; raises ApiError(401 invalid credentials) otherwise."""
+    bad = ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise bad
+    try:
+        header = json.loads(_unb64url(parts[0]))
+        claims = json.loads(_unb64url(parts[1]))
+        signature = _unb64url(parts[2])
+    except (ValueError, UnicodeDecodeError):
+        raise bad from None
+    if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
+        raise bad
+    expected = hmac.new(secret, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(signature, expected):
+        raise bad
+    exp = claims.get("exp")
+    if check_expiry and (not isinstance(exp, (int, float)) or exp <= (now if now is not None else time.time())):
+        raise bad
+    return claims
+
+
+async def jwt_secret(store: Store) -> bytes:
+    kv = await store.get(JWT_SECRET_KEY)
+    if kv is None:
+        raise ApiError(503, "the cluster is not initialized yet (run sensu-backend init)", 0,
+                       headers={"Retry-After": "5"})
+    return kv.value
+
+
+def session_key(session_id: str) -> str:
+    return keys.internal_key("sessions", session_id)
+
+
+async def hash_password(password: str) -> str:
+    async with _bcrypt_limiter:
+        return await trio.to_thread.run_sync(
+            lambda: bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode())
+
+
+async def _checkpw(password: str, hashed: str) -> bool:
+    def check() -> bool:
+        try:
+            return bcrypt.checkpw(password.encode(), hashed.encode())
+        except ValueError:
+            return False
+
+    async with _bcrypt_limiter:
+        return await trio.to_thread.run_sync(check)
+
+
+async def load_user(store: Store, username: str) -> User | None:
+    if not username:
+        return None
+    try:
+        kv = await store.get(keys.key_for("users", None, username))
+    except ValueError:
+        return None
+    return decode(User, kv.value) if kv else None
+
+
+async def check_password(store: Store, username: str, password: str) -> User | None:
+    """The enabled user whose password matches, else None; same cost either way."""
+    user = await load_user(store, username)
+    ok = await _checkpw(password, user.password_hash if user and user.password_hash else _DUMMY_HASH)
+    if user is None or not ok or user.disabled:
+        return None
+    return user
+
+
+def _groups(user: User) -> list[str]:
+    groups = list(user.groups or [])
+    if SYSTEM_USERS_GROUP not in groups:
+        groups.append(SYSTEM_USERS_GROUP)
+    return groups
+
+
+async def _mint(store: Store, user: User, session_id: str, issuer: str, refresh_jti: str) -> TokenPair:
+    secret = await jwt_secret(store)
+    now = int(time.time())
+    access = sign_jwt({
+        "sub": user.username,
+        "exp": now + ACCESS_TTL_S,
+        "iat": now,
+        "jti": secrets.token_hex(16),
+        "iss": issuer,
+        "groups": _groups(user),
+        "provider": {"provider_id": "basic", "provider_type": "", "user_id": user.username},
+        "api_key": False,
+        "session_id": session_id,
+    }, secret)
+    refresh = sign_jwt({
+        "sub": user.username,
+        "jti": refresh_jti,
+        "iat": now,
+        "exp": now + REFRESH_TTL_S,
+        "session_id": session_id,
+    }, secret)
+    return TokenPair(access, now + ACCESS_TTL_S, refresh)
+
+
+async def open_session(store: Store, user: User, issuer: str) -> TokenPair:
+    """A new login: a session under a lease, and its first token pair."""
+    session_id = secrets.token_hex(16)
+    jti = secrets.token_hex(16)
+    lease = await store.grant_lease(REFRESH_TTL_S)
+    await store.put(session_key(session_id), encode_dict({"user": user.username, "refresh_jti": jti}), lease=lease)
+    return await _mint(store, user, session_id, issuer, jti)
+
+
+async def refresh_session(store: Store, access_token: str, refresh_token: str, issuer: str) -> TokenPair:
+    """Rotate the refresh token; presenting an old one ends the session (6.10)."""
+    secret = await jwt_secret(store)
+    unauthorized = ApiError(401, "Unauthorized", CODE_UNAUTHENTICATED, plain=True)
+    access = verify_jwt(access_token, secret, check_expiry=False)
+    try:
+        refresh = verify_jwt(refresh_token, secret)
+    except ApiError:
+        raise unauthorized from None
+    if access.get("sub") != refresh.get("sub") or access.get("session_id") != refresh.get("session_id"):
+        raise unauthorized
+    session_id = str(refresh.get("session_id", ""))
+    kv = await store.get(session_key(session_id), linearizable=True)
+    if kv is None:
+        raise unauthorized
+    session = decode_dict(kv.value)
+    if session.get("refresh_jti") != refresh.get("jti"):
+        await store.delete(session_key(session_id))  # replay of an old refresh token
+        raise ApiError(400, "invalid access token", 1, plain=True)
+    user = await load_user(store, str(refresh.get("sub", "")))
+    if user is None or user.disabled:
+        raise unauthorized
+    jti = secrets.token_hex(16)
+    new = dict(session, refresh_jti=jti)
+    try:
+        await store.update(session_key(session_id), encode_dict(new), mod_revision=kv.mod_revision, lease=kv.lease)
+    except Exception as exc:  # concurrent refresh with the same token: treat as replay
+        raise unauthorized from exc
+    return await _mint(store, user, session_id, issuer, jti)
+
+
+async def close_session(store: Store, access_token: str) -> None:
+    secret = await jwt_secret(store)
+    claims = verify_jwt(access_token, secret, check_expiry=False)
+    session_id = str(claims.get("session_id", ""))
+    if session_id:
+        await store.delete(session_key(session_id))
+
+
+async def authenticate(store: Store, authorization: str) -> Principal:
+    """``Authorization: Bearer <jwt>`` or ``Key <api key>``; anything else is a 401."""
+    if authorization.startswith("Bearer "):
+        secret = await jwt_secret(store)
+        claims = verify_jwt(authorization[7:].strip(), secret)
+        username = str(claims.get("sub", ""))
+        session_id = str(claims.get("session_id", ""))
+        if not session_id or await store.get(session_key(session_id)) is None:
+            raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
+        user = await load_user(store, username)
+        if user is None or user.disabled:
+            raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
+        return Principal(username, tuple(_groups(user)), session_id=session_id, claims=claims)
+    if authorization.startswith("Key "):
+        key = authorization[4:].strip()
+        try:
+            kv = await store.get(keys.key_for("apikeys", None, key)) if key else None
+        except ValueError:
+            kv = None
+        if kv is None:
+            raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
+        username = str(decode_dict(kv.value).get("username", ""))
+        user = await load_user(store, username)
+        if user is None or user.disabled:
+            raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
+        return Principal(username, tuple(_groups(user)), api_key=True)
+    raise ApiError(401, "bad credentials", CODE_UNAUTHENTICATED)
