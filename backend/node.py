@@ -29,11 +29,10 @@ from cluster.membership import (
     RaftSettings,
     encode_member,
     member_key,
-    peer_address,
 )
 from cluster.store import Store, open_store
 
-from .config import BackendConfig, url_host_port
+from .config import BackendConfig
 from .logging import configure_logging, stop_logging
 
 __all__ = ["run", "serve_node", "raft_settings", "StartupError"]

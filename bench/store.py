@@ -155,7 +155,7 @@ class Node:
                "--state-dir", os.path.join(root, name)] + (["--fsync"] if fsync else [])
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)})
-        self.ready = self.read()
+        self.ready: dict = {}
 
     def read(self) -> dict:
         assert self.proc.stdout is not None
@@ -188,6 +188,8 @@ def start_nodes(count: int, fsync: bool) -> tuple[list[Node], str]:
     urls = [f"http://127.0.0.1:{free_port()}" for _ in range(count)]
     members = ",".join(f"n{i}={u}" for i, u in enumerate(urls))
     nodes = [Node(f"n{i}", urls[i], members, root, fsync) for i in range(count)]
+    for node in nodes:  # all started first: none can elect a leader alone
+        node.ready = node.read()
     return nodes, root
 
 

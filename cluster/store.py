@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 import secrets
 import time
 from contextlib import asynccontextmanager
