@@ -156,6 +156,8 @@ def create_app(ctx: ApiContext) -> QuartTrio:
                 else:
                     principal = None
                     if not route.public:
+                        if request.method in ("GET", "HEAD"):
+                            await ctx.store.sync_reads()
                         principal = await authenticate(ctx.store, request.headers.get("Authorization", ""))
                     resp = await handler(ApiCall(ctx, request._get_current_object(), principal, route_name), **params)
         except HTTPException as exc:  # werkzeug's, e.g. body too large while parsing

@@ -162,6 +162,20 @@ class Store:
             raise LeaseNotFoundError(int(result[1]))
         return TxnResult(bool(result[1]), int(result[2]), list(result[3]))
 
+    async def sync_reads(self) -> None:
+        """Make this node's next reads see every write acknowledged anywhere before now.
+
+        The leader applies an entry in the same tick it commits it, before any
+        node acknowledges that write, so its local state is already fresh; a
+        follower pushes a no-op through the log (concurrent callers share one
+        Raft entry through group commit). This gives read-your-writes to a
+        client that writes through one node and reads through another (the
+        Ansible collection spreads its calls over every node).
+        """
+        if self.node.syncobj._isLeader():
+            return
+        await self.barrier()
+
     async def barrier(self) -> int:
         """Push a no-op through the log; afterwards local reads are linearizable."""
         result = await self._submit([codec.OP_NOOP])
