@@ -134,8 +134,9 @@ def node_main(args: argparse.Namespace) -> None:
             while time.time() < deadline:
                 with trio.move_on_after(0.5):
                     try:
+                        started = time.time()
                         await store.put(f"/probe/{args.name}/{i}", b"p")
-                        successes.append(time.time())
+                        successes.append((started, time.time()))
                     except Exception:
                         await trio.sleep(0.01)
                 i += 1
@@ -231,7 +232,8 @@ def run_failover(args: argparse.Namespace) -> dict:
             killed_at = time.time()
             leader.kill()
             probe = survivor.read()["probe"]
-            after = [t for t in probe if t > killed_at]
+            # the first write *proposed* after the kill that was acknowledged
+            after = [end for start, end in probe if start >= killed_at]
             if after:
                 times.append(after[0] - killed_at)
         finally:
