@@ -1,0 +1,219 @@
+"""pipelined: filters → mutator → handler for every processed event (runtime.md §6).
+
+Events arrive through :meth:`Pipelined.__call__` (the eventd ``PipelineHook``)
+from the node that processed them, so each event is handled by exactly one
+node. A bounded queue gives backpressure: when it is full the caller waits
+rather than an event being dropped silently. ``pipelined-workers`` tasks drain
+it; handler processes run concurrently up to that bound and never block the
+event loop. Each handler is one workflow, isolated from the others: a failing
+filter, mutator or handler is logged with the event's entity and check and
+does not stop the remaining handlers (the recommended deviation of §6.1).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import trio
+
+from backend.pipeline.filters import BUILTIN_FILTERS, builtin_filter_passes, filter_decision, handler_set_expand
+from backend.pipeline.jsengine import JSEngine, JSMutatorError, build_event_env
+from backend.resources import keys
+from backend.resources.storage import decode_dict
+from cluster.store import Store
+
+from .execute import env_with, run_command, send_tcp, send_udp
+
+__all__ = ["Pipelined", "PipelineStats"]
+
+logger = logging.getLogger(__name__)
+
+SOCKET_TIMEOUT_DEFAULT = 60.0
+
+
+@dataclass
+class PipelineStats:
+    events: int = 0
+    handled: int = 0
+    filtered: int = 0
+    errors: int = 0
+    by_handler: dict[str, int] = field(default_factory=dict)
+
+
+def _names(event: Mapping[str, Any]) -> tuple[str, str, str]:
+    entity = event.get("entity") or {}
+    check = event.get("check") or {}
+    ns = str((event.get("metadata") or {}).get("namespace") or (entity.get("metadata") or {}).get("namespace") or "")
+    return ns, str((entity.get("metadata") or {}).get("name") or ""), str((check.get("metadata") or {}).get("name") or "")
+
+
+class Pipelined:
+    """The pipeline daemon; also the eventd hook that feeds it."""
+
+    name = "pipelined"
+
+    def __init__(self, store: Store, *, workers: int = 100, buffer: int = 1000, node: str = "",
+                 js: JSEngine | None = None) -> None:
+        self._store = store
+        self._workers = max(1, workers)
+        self._send, self._recv = trio.open_memory_channel[dict[str, Any]](max(1, buffer))
+        self._node = node
+        self._js = js or JSEngine()
+        self.stats = PipelineStats()
+
+    async def __call__(self, event: dict[str, Any]) -> None:
+        """Queue an event for the pipeline (waits when the queue is full)."""
+        await self._send.send(event)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(self._workers):
+                nursery.start_soon(self._worker)
+            task_status.started()
+
+    async def _worker(self) -> None:
+        async for event in self._recv:
+            self.stats.events += 1
+            try:
+                await self.handle(event)
+            except Exception:
+                self.stats.errors += 1
+                ns, entity, check = _names(event)
+                logger.exception("pipeline failed", extra={"namespace": ns, "entity": entity, "check": check})
+
+    # ------------------------------------------------------------------ one event
+
+    async def handle(self, event: dict[str, Any]) -> list[str]:
+        """Run every handler the event names; returns the handlers that ran."""
+        ns, entity, check = _names(event)
+        names = list((event.get("check") or {}).get("handlers") or []) + list(
+            (event.get("metrics") or {}).get("handlers") or [])
+        if not names:
+            log = logger.debug if check == "keepalive" else logger.info
+            log("no handlers defined for event", extra={"namespace": ns, "entity": entity, "check": check})
+            return []
+        handlers = await self._handlers(ns)
+        expansion = handler_set_expand(names, handlers.get)
+        for missing in expansion.missing:
+            logger.info("handler does not exist, ignoring", extra={
+                "namespace": ns, "entity": entity, "check": check, "handler": missing})
+        for dropped in expansion.dropped_sets:
+            logger.error("handler sets cannot be deeply nested", extra={
+                "namespace": ns, "entity": entity, "check": check, "handler": dropped})
+        ran: list[str] = []
+        async with trio.open_nursery() as nursery:
+            for handler in expansion.handlers:
+                nursery.start_soon(self._workflow, ns, entity, check, handler, event, ran)
+        return sorted(ran)
+
+    async def _handlers(self, ns: str) -> dict[str, dict[str, Any]]:
+        res = await self._store.range(keys.prefix_for("handlers", ns))
+        out: dict[str, dict[str, Any]] = {}
+        for kv in res.items:
+            data = decode_dict(kv.value)
+            out[str((data.get("metadata") or {}).get("name") or keys.name_from_key(kv.key))] = data
+        return out
+
+    async def _workflow(self, ns: str, entity: str, check: str, handler: Mapping[str, Any],
+                        event: dict[str, Any], ran: list[str]) -> None:
+        hname = str((handler.get("metadata") or {}).get("name") or "")
+        ctx = {"namespace": ns, "entity": entity, "check": check, "handler": hname}
+        try:
+            if not await self._passes_filters(ns, handler, event, ctx):
+                self.stats.filtered += 1
+                return
+            payload = await self._mutate(ns, handler, event, ctx)
+            if payload is None:
+                return
+            await self._execute(handler, payload, ctx)
+            ran.append(hname)
+            self.stats.handled += 1
+            self.stats.by_handler[hname] = self.stats.by_handler.get(hname, 0) + 1
+        except Exception as exc:
+            self.stats.errors += 1
+            logger.error("handler workflow failed: %s", exc, extra=ctx)
+
+    async def _passes_filters(self, ns: str, handler: Mapping[str, Any], event: dict[str, Any],
+                              ctx: dict[str, str]) -> bool:
+        for fname in handler.get("filters") or ():
+            if fname in BUILTIN_FILTERS:
+                if not builtin_filter_passes(fname, event):
+                    logger.debug("denying event with built-in filter %s", fname, extra=ctx)
+                    return False
+                continue
+            kv = await self._store.get(keys.key_for("filters", ns, fname))
+            if kv is None:
+                logger.error("filter does not exist: %s", fname, extra=ctx)
+                return False
+            flt = decode_dict(kv.value)
+            expressions = list(flt.get("expressions") or [])
+            results: list[bool | None] = []
+            if expressions:
+                env = build_event_env(event, time.time())
+                results = await self._js.eval_bools(expressions, env)
+            if not filter_decision(flt, event, results, now_utc=datetime.now(timezone.utc)):
+                logger.debug("denying event with custom filter %s", fname, extra=ctx)
+                return False
+        return True
+
+    async def _mutate(self, ns: str, handler: Mapping[str, Any], event: dict[str, Any],
+                      ctx: dict[str, str]) -> bytes | None:
+        name = handler.get("mutator") or "json"
+        if name == "json":
+            return json.dumps(event, separators=(",", ":")).encode()
+        if name == "only_check_output":
+            check = event.get("check")
+            if not check:
+                logger.error("only_check_output mutator: event has no check", extra=ctx)
+                return None
+            return str(check.get("output") or "").encode()
+        kv = await self._store.get(keys.key_for("mutators", ns, name))
+        if kv is None:
+            logger.error("mutator does not exist: %s", name, extra=ctx)
+            return None
+        mutator = decode_dict(kv.value)
+        timeout = float(mutator.get("timeout") or 0)
+        if mutator.get("type") == "javascript":
+            try:
+                return await self._js.eval_mutator(str(mutator.get("eval") or ""), event,
+                                                   list(mutator.get("env_vars") or []),
+                                                   timeout_s=timeout or None)
+            except JSMutatorError as exc:
+                logger.error("javascript mutator failed: %s", exc, extra=ctx)
+                return None
+        result = await run_command(str(mutator.get("command") or ""),
+                                   json.dumps(event, separators=(",", ":")).encode(),
+                                   timeout=timeout, env=env_with(mutator.get("env_vars")))
+        if result.status != 0:
+            logger.error("mutator returned non ok status code %s: %s", result.status, result.output[:500], extra=ctx)
+            return None
+        return result.output.encode()
+
+    async def _execute(self, handler: Mapping[str, Any], payload: bytes, ctx: dict[str, str]) -> None:
+        htype = handler.get("type") or "pipe"
+        if htype == "pipe":
+            timeout = float(handler.get("timeout") or 0)
+            result = await run_command(str(handler.get("command") or ""), payload, timeout=timeout,
+                                       env=env_with(handler.get("env_vars")))
+            extra = {**ctx, "status": result.status}
+            if result.timed_out:
+                logger.error("event pipe handler timed out after %ss and was killed", timeout, extra=extra)
+            elif result.status == 0:
+                logger.info("event pipe handler executed", extra={**extra, "output": result.output[:1000]})
+            else:
+                logger.error("event pipe handler returned non ok status code", extra={
+                    **extra, "output": result.output[:1000]})
+            return
+        if htype in ("tcp", "udp"):
+            sock = handler.get("socket") or {}
+            timeout = float(handler.get("timeout") or SOCKET_TIMEOUT_DEFAULT)
+            send = send_tcp if htype == "tcp" else send_udp
+            await send(str(sock.get("host") or ""), int(sock.get("port") or 0), payload, timeout=timeout)
+            logger.info("event %s handler executed", htype, extra=ctx)
+            return
+        raise ValueError(f"unknown handler type: {htype}")
