@@ -18,6 +18,7 @@ from typing import Any
 from quart import Request, Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import PathConverter
 
 from .auth import Principal, authenticate
 from .context import ApiContext
@@ -34,6 +35,13 @@ logger = logging.getLogger(__name__)
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 json_response = json_body
+
+
+class AnyPathConverter(PathConverter):
+    """werkzeug's ``path`` converter, but matching any character (``%0A`` included),
+    so every request reaches our router instead of Quart's HTML 404."""
+
+    regex = "(?s:[^/].*?)"
 
 
 class ApiCall:
@@ -81,7 +89,7 @@ class ApiCall:
             raise ApiError(400, "request body is empty; a JSON object is required", CODE_INVALID)
         try:
             return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: deeply nested JSON
             raise ApiError(400, f"malformed JSON body: {exc}", CODE_INVALID) from None
 
 
@@ -141,6 +149,17 @@ def create_app(ctx: ApiContext) -> QuartTrio:
         started = time.perf_counter()
         route_name = "unmatched"
         try:
+            # Read the body before any answer: hypercorn cannot reuse a keep-alive
+            # connection whose request body was left unread (the next request on
+            # it hangs), and a 401/404/405 is often decided before a handler runs.
+            if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+                try:
+                    await request.get_data()
+                except RequestEntityTooLarge:
+                    resp = error_response(413, f"request body exceeds {ctx.config.api_request_limit} bytes",
+                                          CODE_INVALID, {"Connection": "close"})
+                    metrics.observe(request.method, route_name, 413, time.perf_counter() - started)
+                    return resp
             segments = split_raw_path(request.scope.get("raw_path") or request.path.encode())
             found = router.resolve(segments) if segments is not None else None
             if found is None:
@@ -169,5 +188,6 @@ def create_app(ctx: ApiContext) -> QuartTrio:
         return resp
 
     app.add_url_rule("/", "root", dispatch, methods=ALL_METHODS, defaults={"path": ""}, strict_slashes=False)
-    app.add_url_rule("/<path:path>", "dispatch", dispatch, methods=ALL_METHODS, strict_slashes=False)
+    app.url_map.converters["anypath"] = AnyPathConverter
+    app.add_url_rule("/<anypath:path>", "dispatch", dispatch, methods=ALL_METHODS, strict_slashes=False)
     return app

@@ -104,7 +104,7 @@ def verify_jwt(token: str, secret: bytes, *, now: float | None = None, check_exp
         header = json.loads(_unb64url(parts[0]))
         claims = json.loads(_unb64url(parts[1]))
         signature = _unb64url(parts[2])
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: a forged, deeply nested header
         raise bad from None
     if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
         raise bad

@@ -99,7 +99,8 @@ def _from_domain(exc: BaseException) -> ApiError | None:
     if isinstance(exc, ValidationError):
         return ApiError(400, f"resource is invalid: {exc.reason}", CODE_INVALID)
     if isinstance(exc, SelectorError):
-        return ApiError(400, f"invalid selector: {exc}", CODE_INVALID)
+        return ApiError(400, str(exc) if str(exc).startswith("invalid selector") else f"invalid selector: {exc}",
+                        CODE_INVALID)
     if isinstance(exc, CompareFailedError):
         return ApiError(409, "resource was modified concurrently; retry", CODE_EXISTS)
     if isinstance(exc, KeyNotFoundError):

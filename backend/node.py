@@ -22,6 +22,7 @@ from hypercorn.utils import wrap_app
 from api.app import create_app
 from api.context import ApiContext
 from api.debug import create_debug_app
+from api.health import health_payload
 from cluster.errors import CompareFailedError, StoreError
 from cluster.membership import (
     Member,
@@ -32,7 +33,11 @@ from cluster.membership import (
 )
 from cluster.store import Store, open_store
 
+from .agentd import AdhocExecutor, Agentd, AgentListenError
 from .config import BackendConfig
+from .eventd.process import RecordingPipelineHook
+from .keepalived import Keepalived
+from .pipelined import Pipelined
 from .logging import configure_logging, stop_logging
 
 __all__ = ["run", "serve_node", "raft_settings", "StartupError"]
@@ -159,6 +164,7 @@ async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Stor
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_register_members, store, settings)
+        await _start_agent_daemons(nursery, config, settings, store, ctx)
         await _serve_http(
             nursery, create_app(ctx), config.api_listen_address, "api-listen-address",
             cert=config.cert_file, key=config.key_file, ca=config.trusted_ca_file,
@@ -175,6 +181,31 @@ async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Stor
                 logger.warning("received %s, stopping", signal.Signals(signum).name, extra={"node": settings.name})
                 nursery.cancel_scope.cancel()
                 break
+
+
+async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, settings: RaftSettings, store: Store,
+                               ctx: ApiContext) -> None:
+    """pipelined, keepalived, the ad hoc executor and agentd, in that order (STYLE §3).
+
+    Processed events reach pipelined through the eventd hook, which also
+    records handled incidents in the store (backend/eventd/process.py).
+    """
+    pipelined = Pipelined(store, workers=config.pipelined_workers, buffer=config.pipelined_buffer_size,
+                          node=settings.name)
+    await nursery.start(pipelined.run)
+    hook = RecordingPipelineHook(store, node=settings.name, forward=pipelined)
+    keepalived = Keepalived(store, node=settings.name, pipeline_hook=hook,
+                            deregistration_handler=config.deregistration_handler,
+                            workers=config.keepalived_workers, buffer_size=config.keepalived_buffer_size)
+    await nursery.start(keepalived.run)
+    await nursery.start(AdhocExecutor(store, node=settings.name).run)
+    agentd = Agentd(store, config, node=settings.name, keepalives=keepalived, pipeline_hook=hook,
+                    health=lambda: health_payload(store, ctx.initial_members, ctx.node_name, ctx.cluster_id))
+    try:
+        await nursery.start(agentd.run)
+    except AgentListenError as exc:
+        raise StartupError(str(exc)) from exc
+    ctx.services.update(pipelined=pipelined, keepalived=keepalived, agentd=agentd, pipeline_hook=hook)
 
 
 def _first_leaf(exc: BaseException) -> BaseException:

@@ -12,11 +12,13 @@ def all_families() -> list[Callable[[Any, Any], None]]:
     from . import auth
 
     families = [auth.register]
-    for name in ("cluster", "users", "resources", "classic_silenced"):
+    for name in ("cluster", "users", "namespaces", "entities", "events", "silenced", "checks", "resources",
+                 "classic_silenced", "openapi"):
+        path = "api.openapi" if name == "openapi" else f"api.routes.{name}"  # openapi lives in api/, last
         try:
-            module = __import__(f"api.routes.{name}", fromlist=["register"])
+            module = __import__(path, fromlist=["register"])
         except ModuleNotFoundError as exc:
-            if exc.name != f"api.routes.{name}":
+            if exc.name != path:
                 raise
             continue
         families.append(module.register)

@@ -1,0 +1,738 @@
+"""Agent configuration: Sensu's ``sensu-agent`` keys and defaults, layered and validated once.
+
+Why it looks like :mod:`backend.config`: operators already have
+``/etc/sensu/agent.yml`` files, ``SENSU_*`` variables and ``sensu-agent start``
+flags; they must keep working with the same spelling and defaults (runtime.md
+§2.1). As in the backend, a key we do not know or a value of the wrong type is an
+error (one line naming the key and where it came from, exit 2) rather than being
+silently ignored.
+
+Layering, lowest to highest: defaults < config file (``/etc/sensu/agent.yml``,
+``-c``/``--config-file`` or ``SENSU_CONFIG_FILE``) < ``SENSU_<KEY>`` < flags.
+
+Three kinds of keys (documented in ``agent/README.md``):
+
+* honoured keys: transport, entity, keepalives, checks, local API, queue;
+* *ignored* keys (:data:`IGNORED_KEYS`): the socket, StatsD and asset keys and
+  ``detect-cloud-provider``; accepted so existing files keep working, and
+  logged at debug level when set, because this agent has no socket or StatsD
+  listener and never fetches assets;
+* *refused* keys: ``allow-list`` -- a value is an error, because silently running
+  commands the operator meant to restrict would be a security surprise.
+
+Nothing reads ``os.environ`` after :func:`load_config`; the environment handed to
+check commands is captured here as :attr:`AgentConfig.process_env`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+import socket
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+from backend.config import ConfigError, format_duration, parse_duration, read_config_file
+from backend.resources.entity import DEFAULT_REDACT
+from backend.resources.meta import NAME_RE, SUBSCRIPTION_RE
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "ENV_PREFIX",
+    "CONFIG_FILE_ENV",
+    "IGNORED_KEYS",
+    "OPTIONS",
+    "OPTIONS_BY_KEY",
+    "AgentConfig",
+    "ConfigError",
+    "Option",
+    "env_name",
+    "load_config",
+    "normalize_backend_url",
+]
+
+DEFAULT_CONFIG_FILE = "/etc/sensu/agent.yml"
+ENV_PREFIX: Final = "SENSU_"
+CONFIG_FILE_ENV: Final = "SENSU_CONFIG_FILE"
+DEFAULT_SOURCE: Final = "default"
+DEFAULT_AGENT_PORT: Final = 8081
+
+Kind = Literal["str", "int", "bool", "float", "strlist", "duration", "map"]
+Group = Literal["general", "transport", "keepalive", "api", "ignored"]
+
+LOG_LEVELS: Final = ("panic", "fatal", "error", "warn", "warning", "info", "debug", "trace")
+
+_IGNORED = "accepted and ignored: this agent has no {what}"
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One configuration key: its Sensu spelling, type, default and help text.
+
+    ``ignored`` holds the reason an accepted key has no effect; ``unsupported``
+    the reason any non-default value is refused.
+    """
+
+    key: str
+    kind: Kind
+    default: Any
+    group: Group
+    help: str
+    short: str | None = None
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    ignored: str | None = None
+    unsupported: str | None = None
+
+    @property
+    def attr(self) -> str:
+        """The snake_case attribute name on :class:`AgentConfig`."""
+        return self.key.replace("-", "_")
+
+
+def _o(key: str, kind: Kind, default: Any, group: Group, help: str, **kw: Any) -> Option:
+    return Option(key, kind, default, group, help, **kw)
+
+
+_PORT: Final[dict[str, Any]] = {"minimum": 1, "maximum": 65535}
+_POSITIVE: Final[dict[str, Any]] = {"minimum": 1}
+_NON_NEGATIVE: Final[dict[str, Any]] = {"minimum": 0}
+
+OPTIONS: tuple[Option, ...] = (
+    # --- general ---------------------------------------------------------------
+    _o("name", "str", "", "general", "agent name"),
+    _o("namespace", "str", "default", "general", "agent namespace"),
+    _o("subscriptions", "strlist", (), "general", "comma-delimited list of agent subscriptions"),
+    _o("labels", "map", {}, "general", "entity labels map"),
+    _o("annotations", "map", {}, "general", "entity annotations map"),
+    _o("deregister", "bool", False, "general", "ephemeral agent"),
+    _o("deregistration-handler", "str", "", "general", "deregistration handler that should process the entity deregistration event"),
+    _o("redact", "strlist", DEFAULT_REDACT, "general", "comma-delimited customized list of fields to redact"),
+    _o("agent-managed-entity", "bool", False, "general",
+       "manage this entity via the agent (entity_config from the backend is ignored)"),
+    _o("cache-dir", "str", "/var/cache/sensu/sensu-agent", "general", "path to store cached data (the durable event queue)"),
+    _o("config-file", "str", DEFAULT_CONFIG_FILE, "general", "path to sensu-agent config file", short="c"),
+    _o("log-level", "str", "info", "general",
+       "logging level [panic, fatal, error, warn, info, debug, trace]", choices=LOG_LEVELS),
+    _o("strip-networks", "bool", False, "general", "do not include network interfaces in the entity's system info"),
+    _o("allow-list", "str", "", "general", "path to agent execution allow list configuration file",
+       unsupported="not supported by this agent (it cannot enforce an allow list; remove the key)"),
+    # --- transport -------------------------------------------------------------
+    _o("backend-url", "strlist", ("ws://127.0.0.1:8081",), "transport",
+       "ws/wss URL of Sensu backend server (to specify multiple backends use this flag multiple times)"),
+    _o("user", "str", "agent", "transport", "agent user"),
+    _o("password", "str", "P@ssw0rd!", "transport", "agent password"),
+    _o("backend-handshake-timeout", "int", 15, "transport",
+       "number of seconds the agent should wait when negotiating a new WebSocket connection", **_POSITIVE),
+    _o("backend-heartbeat-interval", "int", 30, "transport",
+       "interval at which the agent should send heartbeats to the backend", **_POSITIVE),
+    _o("backend-heartbeat-timeout", "int", 45, "transport",
+       "number of seconds the agent should wait for a response to a heartbeat", **_POSITIVE),
+    _o("retry-min", "duration", 1.0, "transport", "minimum amount of time to wait before retrying a backend connection",
+       minimum=0.001),
+    _o("retry-max", "duration", 120.0, "transport", "maximum amount of time to wait before retrying a backend connection",
+       minimum=0.001),
+    _o("retry-multiplier", "float", 2.0, "transport",
+       "value multiplied with the current retry delay to produce a longer retry delay (bounded by retry-max)",
+       minimum=1.0),
+    _o("max-session-length", "duration", 0.0, "transport",
+       "maximum amount of time after which the agent will reconnect to one of the configured backends (0 = off)",
+       **_NON_NEGATIVE),
+    _o("trusted-ca-file", "str", "", "transport", "TLS CA certificate bundle in PEM format"),
+    _o("insecure-skip-tls-verify", "bool", False, "transport", "skip TLS verification (not recommended!)"),
+    _o("cert-file", "str", "", "transport", "certificate for TLS authentication"),
+    _o("key-file", "str", "", "transport", "key for TLS authentication"),
+    # --- keepalive -------------------------------------------------------------
+    _o("keepalive-interval", "int", 20, "keepalive", "number of seconds to send between keepalive events",
+       **_POSITIVE),
+    _o("keepalive-warning-timeout", "int", 120, "keepalive",
+       "number of seconds until agent is considered dead by backend to create a warning event", minimum=5),
+    _o("keepalive-timeout", "int", 0, "keepalive",
+       "5.0 name of keepalive-warning-timeout", **_NON_NEGATIVE),
+    _o("keepalive-critical-timeout", "int", 0, "keepalive",
+       "number of seconds until agent is considered dead by backend to create a critical event (0 = off)",
+       **_NON_NEGATIVE),
+    _o("keepalive-handlers", "strlist", (), "keepalive", "comma-delimited list of keepalive handlers for this entity"),
+    _o("keepalive-pipelines", "strlist", (), "keepalive", "comma-delimited list of pipeline references for keepalive event"),
+    _o("keepalive-check-labels", "map", {}, "keepalive", "keepalive check labels map"),
+    _o("keepalive-check-annotations", "map", {}, "keepalive", "keepalive check annotations map"),
+    # --- local API ---------------------------------------------------------------
+    _o("api-host", "str", "127.0.0.1", "api", "address to bind the Sensu client HTTP API to"),
+    _o("api-port", "int", 3031, "api", "port the Sensu client HTTP API listens on", **_PORT),
+    _o("disable-api", "bool", False, "api", "disable the Agent HTTP API"),
+    _o("events-rate-limit", "float", 10.0, "api",
+       "maximum number of events per second forwarded from the agent API (0 = unlimited)", **_NON_NEGATIVE),
+    _o("events-burst-limit", "int", 10, "api", "events API burst limit", **_POSITIVE),
+    # --- ours --------------------------------------------------------------------
+    _o("cache-max-events", "int", 10000, "general",
+       "most events the durable queue in cache-dir holds; when full, new events are refused", **_POSITIVE),
+    _o("cache-max-bytes", "int", 100 * 1024 * 1024, "general",
+       "most bytes the durable queue in cache-dir holds; when full, new events are refused", minimum=1024),
+    # --- accepted, no effect -----------------------------------------------------
+    _o("socket-host", "str", "127.0.0.1", "ignored", "address to bind the Sensu client socket to",
+       ignored=_IGNORED.format(what="socket listener")),
+    _o("socket-port", "int", 3030, "ignored", "port the Sensu client socket listens on",
+       ignored=_IGNORED.format(what="socket listener"), **_PORT),
+    _o("disable-sockets", "bool", False, "ignored", "disable the Agent TCP and UDP event sockets",
+       ignored=_IGNORED.format(what="socket listener")),
+    _o("statsd-disable", "bool", False, "ignored", "disables the statsd listener and metrics server",
+       ignored=_IGNORED.format(what="StatsD listener")),
+    _o("statsd-metrics-host", "str", "127.0.0.1", "ignored", "address used for the statsd metrics server",
+       ignored=_IGNORED.format(what="StatsD listener")),
+    _o("statsd-metrics-port", "int", 8125, "ignored", "port used for the statsd metrics server",
+       ignored=_IGNORED.format(what="StatsD listener"), **_PORT),
+    _o("statsd-flush-interval", "int", 10, "ignored", "number of seconds between statsd flush",
+       ignored=_IGNORED.format(what="StatsD listener"), **_POSITIVE),
+    _o("statsd-event-handlers", "strlist", (), "ignored", "comma-delimited list of event handlers for statsd metrics",
+       ignored=_IGNORED.format(what="StatsD listener")),
+    _o("disable-assets", "bool", False, "ignored", "disable check assets on this agent",
+       ignored="accepted and ignored: assets are always disabled on this agent "
+               "(a check with runtime_assets gets a failure event)"),
+    _o("assets-rate-limit", "float", 1.39, "ignored", "maximum number of assets fetched per second",
+       ignored=_IGNORED.format(what="asset fetcher"), **_NON_NEGATIVE),
+    _o("assets-burst-limit", "int", 100, "ignored", "asset fetch burst limit",
+       ignored=_IGNORED.format(what="asset fetcher"), **_NON_NEGATIVE),
+    _o("detect-cloud-provider", "bool", False, "ignored", "enable cloud provider detection",
+       ignored=_IGNORED.format(what="cloud provider detection")),
+)
+
+OPTIONS_BY_KEY: Mapping[str, Option] = MappingProxyType({o.key: o for o in OPTIONS})
+IGNORED_KEYS: Final = frozenset(o.key for o in OPTIONS if o.ignored)
+
+_ALIASES: Final = {"keepalive-timeout": "keepalive-warning-timeout"}
+
+
+def env_name(key: str) -> str:
+    """``backend-url`` -> ``SENSU_BACKEND_URL`` (Sensu's viper key replacer)."""
+    return ENV_PREFIX + key.upper().replace("-", "_")
+
+
+class _BadValue(ValueError):
+    """A value that cannot be converted; the message reads after ``key: ``."""
+
+
+# ---------------------------------------------------------------------------------
+# Typed conversion (same rules and wording as backend.config)
+# ---------------------------------------------------------------------------------
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+_TRUE = {"1", "t", "true", "y", "yes", "on"}
+_FALSE = {"0", "f", "false", "n", "no", "off"}
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+def _to_str(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise _BadValue(f"expected a string, got {_show(value)}")
+
+
+def _to_int(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INT_RE.match(value.strip()):
+        return int(value.strip())
+    raise _BadValue(f"expected an integer, got {_show(value)}")
+
+
+def _to_float(value: object) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = float(value)
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            raise _BadValue(f"expected a number, got {_show(value)}") from None
+    else:
+        raise _BadValue(f"expected a number, got {_show(value)}")
+    if not math.isfinite(result):
+        raise _BadValue(f"expected a finite number, got {_show(value)}")
+    return result
+
+
+def _to_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise _BadValue(f"expected a boolean (true or false), got {_show(value)}")
+
+
+def _to_strlist(value: object) -> tuple[str, ...]:
+    """A YAML list, a repeated flag, or a string split on commas and whitespace (viper)."""
+    if isinstance(value, str):
+        return tuple(p for p in re.split(r"[,\s]+", value) if p)
+    if isinstance(value, (list, tuple)):
+        out: list[str] = []
+        for item in value:
+            if isinstance(item, (list, tuple, dict)) or item is None or isinstance(item, bool):
+                raise _BadValue(f"expected a list of strings, got {_show(value)}")
+            out.extend(_to_strlist(_to_str(item)))
+        return tuple(out)
+    raise _BadValue(f"expected a list of strings or a comma-separated string, got {_show(value)}")
+
+
+def _to_duration(value: object) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise _BadValue(f"expected a duration, got {_show(value)}")
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise _BadValue(f"expected a duration such as 1s or 2m, got {_show(value)}") from exc
+    raise _BadValue(f"expected a duration such as 1s or 2m, got {_show(value)}")
+
+
+def _pairs_to_map(text: str, whole: object) -> dict[str, str]:
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        # SENSU_LABELS='{"region": "eu"}' is how Sensu documents maps in the environment.
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            raise _BadValue(f"expected a JSON object or key=value[,key=value...], got {_show(whole)}") from None
+        return dict(_to_map(data))
+    result: dict[str, str] = {}
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip():
+            raise _BadValue(f"expected key=value[,key=value...], got {_show(whole)}")
+        result[k.strip()] = v.strip()
+    return result
+
+
+def _to_map(value: object) -> Mapping[str, str]:
+    result: dict[str, str] = {}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str) or isinstance(v, (list, dict)) or v is None or isinstance(v, bool):
+                raise _BadValue(f"expected a mapping of strings, got {_show(value)}")
+            result[k] = _to_str(v)
+    elif isinstance(value, str):
+        result = _pairs_to_map(value, value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            result.update(_pairs_to_map(_to_str(item), value))
+    else:
+        raise _BadValue(f"expected a mapping or key=value[,key=value...], got {_show(value)}")
+    return MappingProxyType(result)
+
+
+_CONVERTERS: Mapping[str, Callable[[object], Any]] = {
+    "str": _to_str,
+    "int": _to_int,
+    "bool": _to_bool,
+    "float": _to_float,
+    "strlist": _to_strlist,
+    "duration": _to_duration,
+    "map": _to_map,
+}
+
+
+def _convert(option: Option, value: object) -> Any:
+    """Convert and range-check one value; raises ``_BadValue``."""
+    result = _CONVERTERS[option.kind](value)
+    if option.choices is not None and result not in option.choices:
+        raise _BadValue(f"expected one of [{', '.join(option.choices)}], got {_show(value)}")
+    too_low = option.minimum is not None and result < option.minimum
+    too_high = option.maximum is not None and result > option.maximum
+    if too_low or too_high:
+
+        def show(x: float | None) -> str:
+            if x is None:
+                return "?"
+            return format_duration(x) if option.kind == "duration" else f"{x:g}"
+
+        if option.maximum is None:
+            raise _BadValue(f"must be at least {show(option.minimum)}, got {_show(value)}")
+        raise _BadValue(f"must be between {show(option.minimum)} and {show(option.maximum)}, got {_show(value)}")
+    return result
+
+
+def _suggest(key: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key.replace("_", "-").lower(), list(candidates), n=1, cutoff=0.75)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def normalize_backend_url(url: str) -> str:
+    """Validate a ``backend-url`` and append port 8081 when it has none (runtime.md §1.2).
+
+    Only ``ws://`` and ``wss://`` are accepted; a path is kept. Raises ``ValueError``.
+    """
+    text = url.strip()
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid URL {_show(url)}: {exc}") from None
+    if parts.scheme not in ("ws", "wss"):
+        raise ValueError(f"invalid URL {_show(url)}: scheme must be ws or wss")
+    if not parts.hostname:
+        raise ValueError(f"invalid URL {_show(url)}: missing host")
+    if parts.username or parts.password:
+        raise ValueError(f"invalid URL {_show(url)}: credentials belong in user and password")
+    if port is None:
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        parts = parts._replace(netloc=f"{host}:{DEFAULT_AGENT_PORT}")
+    return urllib.parse.urlunsplit(parts)
+
+
+# ---------------------------------------------------------------------------------
+# AgentConfig
+# ---------------------------------------------------------------------------------
+
+
+def _default(key: str) -> Any:
+    value = OPTIONS_BY_KEY[key].default
+    return MappingProxyType(dict(value)) if isinstance(value, dict) else value
+
+
+def _d(key: str) -> Any:
+    return field(default_factory=lambda: _default(key))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentConfig:
+    """The resolved agent configuration; one attribute per key in :data:`OPTIONS`.
+
+    Durations are float seconds, lists tuples, maps read-only mappings.
+    ``backend_url`` holds normalized URLs (port appended). ``keepalive_timeout``
+    is folded into ``keepalive_warning_timeout``. ``sources`` maps each key to
+    where its value came from. ``process_env`` is the environment checks start
+    from, captured once. Build it with :func:`load_config`; constructing it
+    directly skips validation (tests only).
+    """
+
+    name: str = "agent"
+    namespace: str = _d("namespace")
+    subscriptions: tuple[str, ...] = _d("subscriptions")
+    labels: Mapping[str, str] = _d("labels")
+    annotations: Mapping[str, str] = _d("annotations")
+    deregister: bool = _d("deregister")
+    deregistration_handler: str = _d("deregistration-handler")
+    redact: tuple[str, ...] = _d("redact")
+    agent_managed_entity: bool = _d("agent-managed-entity")
+    cache_dir: str = _d("cache-dir")
+    config_file: str = _d("config-file")
+    log_level: str = _d("log-level")
+    strip_networks: bool = _d("strip-networks")
+    allow_list: str = _d("allow-list")
+    backend_url: tuple[str, ...] = _d("backend-url")
+    user: str = _d("user")
+    password: str = field(default_factory=lambda: _default("password"), repr=False)
+    backend_handshake_timeout: int = _d("backend-handshake-timeout")
+    backend_heartbeat_interval: int = _d("backend-heartbeat-interval")
+    backend_heartbeat_timeout: int = _d("backend-heartbeat-timeout")
+    retry_min: float = _d("retry-min")
+    retry_max: float = _d("retry-max")
+    retry_multiplier: float = _d("retry-multiplier")
+    max_session_length: float = _d("max-session-length")
+    trusted_ca_file: str = _d("trusted-ca-file")
+    insecure_skip_tls_verify: bool = _d("insecure-skip-tls-verify")
+    cert_file: str = _d("cert-file")
+    key_file: str = _d("key-file")
+    keepalive_interval: int = _d("keepalive-interval")
+    keepalive_warning_timeout: int = _d("keepalive-warning-timeout")
+    keepalive_timeout: int = _d("keepalive-timeout")
+    keepalive_critical_timeout: int = _d("keepalive-critical-timeout")
+    keepalive_handlers: tuple[str, ...] = _d("keepalive-handlers")
+    keepalive_pipelines: tuple[str, ...] = _d("keepalive-pipelines")
+    keepalive_check_labels: Mapping[str, str] = _d("keepalive-check-labels")
+    keepalive_check_annotations: Mapping[str, str] = _d("keepalive-check-annotations")
+    api_host: str = _d("api-host")
+    api_port: int = _d("api-port")
+    disable_api: bool = _d("disable-api")
+    events_rate_limit: float = _d("events-rate-limit")
+    events_burst_limit: int = _d("events-burst-limit")
+    cache_max_events: int = _d("cache-max-events")
+    cache_max_bytes: int = _d("cache-max-bytes")
+    socket_host: str = _d("socket-host")
+    socket_port: int = _d("socket-port")
+    disable_sockets: bool = _d("disable-sockets")
+    statsd_disable: bool = _d("statsd-disable")
+    statsd_metrics_host: str = _d("statsd-metrics-host")
+    statsd_metrics_port: int = _d("statsd-metrics-port")
+    statsd_flush_interval: int = _d("statsd-flush-interval")
+    statsd_event_handlers: tuple[str, ...] = _d("statsd-event-handlers")
+    disable_assets: bool = _d("disable-assets")
+    assets_rate_limit: float = _d("assets-rate-limit")
+    assets_burst_limit: int = _d("assets-burst-limit")
+    detect_cloud_provider: bool = _d("detect-cloud-provider")
+    # provenance and captured process state
+    sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    config_file_loaded: bool = False
+    process_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+
+    def source_of(self, key: str) -> str:
+        """Where ``key``'s value came from (``default`` when not recorded)."""
+        return self.sources.get(key, DEFAULT_SOURCE)
+
+    def value_of(self, key: str) -> Any:
+        """The value of a Sensu-spelled key (``api-port`` -> ``api_port``)."""
+        return getattr(self, OPTIONS_BY_KEY[key].attr)
+
+    @property
+    def effective_heartbeat_timeout(self) -> float:
+        """``backend-heartbeat-timeout``, or ``interval*10/6`` when it is not above the interval (§1.7)."""
+        if self.backend_heartbeat_timeout <= self.backend_heartbeat_interval:
+            return self.backend_heartbeat_interval * 10 / 6
+        return float(self.backend_heartbeat_timeout)
+
+    @property
+    def uses_client_cert(self) -> bool:
+        """With a client certificate the agent authenticates by TLS and omits Basic auth (§1.2)."""
+        return bool(self.cert_file and self.key_file)
+
+    def ignored_settings(self) -> dict[str, str]:
+        """Ignored keys the operator set, with the reason (logged at debug on start)."""
+        return {
+            o.key: o.ignored
+            for o in OPTIONS
+            if o.ignored and self.source_of(o.key) != DEFAULT_SOURCE
+        }
+
+    def to_mapping(self) -> dict[str, Any]:
+        """Key -> plain value for logging; the password is masked."""
+        out: dict[str, Any] = {}
+        for option in OPTIONS:
+            value = getattr(self, option.attr)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[option.key] = value
+        out["password"] = "REDACTED"
+        return out
+
+
+_INTERNAL_FIELDS = {"sources", "config_file_loaded", "process_env"}
+assert {f.name for f in fields(AgentConfig)} - _INTERNAL_FIELDS == {o.attr for o in OPTIONS}
+
+
+# ---------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------
+
+
+def _normalize_flags(argv_values: Mapping[str, object]) -> dict[str, object]:
+    flags: dict[str, object] = {}
+    for raw_key, value in argv_values.items():
+        key = raw_key.replace("_", "-")
+        if key not in OPTIONS_BY_KEY:
+            raise ConfigError(key, f"flag --{key}", f"unknown flag{_suggest(key, OPTIONS_BY_KEY)}")
+        flags[key] = value
+    return flags
+
+
+def _config_file_location(flags: Mapping[str, object], environ: Mapping[str, str]) -> tuple[str, str, bool]:
+    """Return (path, source, explicit): ``-c``, then ``SENSU_CONFIG_FILE``, then the default."""
+    if "config-file" in flags:
+        try:
+            return _to_str(flags["config-file"]), "flag --config-file", True
+        except _BadValue as exc:
+            raise ConfigError("config-file", "flag --config-file", str(exc)) from None
+    if environ.get(CONFIG_FILE_ENV):
+        return environ[CONFIG_FILE_ENV], f"env {CONFIG_FILE_ENV}", True
+    return DEFAULT_CONFIG_FILE, DEFAULT_SOURCE, False
+
+
+def _default_name(hostname: Callable[[], str]) -> str:
+    """The hostname, or a UUID when there is none (runtime.md §2.1)."""
+    try:
+        name = hostname().strip()
+    except OSError:
+        name = ""
+    return name or str(uuid.uuid4())
+
+
+def load_config(
+    argv_values: Mapping[str, object],
+    environ: Mapping[str, str],
+    *,
+    hostname: Callable[[], str] = socket.gethostname,
+) -> AgentConfig:
+    """Resolve defaults < config file < ``SENSU_<KEY>`` < flags into an :class:`AgentConfig`.
+
+    ``argv_values`` holds only the flags the user typed, raw. ``environ`` is read
+    here and never again (it also becomes the checks' base environment).
+    ``hostname`` supplies the default ``name``. Pure apart from reading the file.
+
+    Raises ``ConfigError`` (the first problem; all of them on ``.errors``).
+    """
+    flags = _normalize_flags(argv_values)
+    path, path_source, explicit = _config_file_location(flags, environ)
+    file_values = read_config_file(path, explicit=explicit, named_by=path_source)
+    file_found = bool(file_values) or explicit
+
+    errors: list[ConfigError] = []
+    # One layer at a time, so the 5.0 alias and its new name can be compared within a layer.
+    layers: list[tuple[str, dict[str, tuple[object, str]]]] = []
+    file_layer: dict[str, tuple[object, str]] = {}
+    for key, value in file_values.items():
+        if not isinstance(key, str):
+            errors.append(ConfigError(None, path, f"keys must be strings, got {_show(key)}"))
+        elif key == "config-file":
+            errors.append(ConfigError(key, path, f"cannot be set inside the config file (use -c or {CONFIG_FILE_ENV})"))
+        elif key not in OPTIONS_BY_KEY:
+            errors.append(ConfigError(key, path, f"unknown key{_suggest(key, OPTIONS_BY_KEY)}"))
+        elif value is not None:  # "key:" with no value keeps the default, as viper does
+            file_layer[key] = (value, path)
+    layers.append(("file", file_layer))
+    env_layer: dict[str, tuple[object, str]] = {}
+    for option in OPTIONS:
+        name = env_name(option.key)
+        if option.key != "config-file" and environ.get(name):  # viper ignores empty variables
+            env_layer[option.key] = (environ[name], f"env {name}")
+    layers.append(("env", env_layer))
+    layers.append(("flag", {k: (v, f"flag --{k}") for k, v in flags.items() if k != "config-file"}))
+
+    raw: dict[str, tuple[object, str]] = {}
+    for _, layer in layers:
+        for alias, canonical in _ALIASES.items():
+            if alias in layer and canonical in layer:
+                errors.append(ConfigError(alias, layer[alias][1],
+                                          f"is the 5.0 name of {canonical}; set only one of them"))
+            elif alias in layer:
+                layer[canonical] = layer[alias]
+        raw.update(layer)
+    raw["config-file"] = (path, path_source)
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        value, source = raw.get(option.key, (option.default, DEFAULT_SOURCE))
+        try:
+            values[option.attr] = _convert(option, value) if source != DEFAULT_SOURCE else _default(option.key)
+        except _BadValue as exc:
+            errors.append(ConfigError(option.key, source, str(exc)))
+            values[option.attr] = _default(option.key)
+            source = DEFAULT_SOURCE  # so cross-checks do not pile on
+        sources[option.key] = source
+        if option.unsupported and source != DEFAULT_SOURCE and values[option.attr] != _default(option.key):
+            errors.append(ConfigError(option.key, source, option.unsupported))
+
+    if sources["name"] == DEFAULT_SOURCE or not values["name"].strip():
+        values["name"] = _default_name(hostname)
+    errors.extend(_cross_check(values, sources))
+    if errors:
+        first = errors[0]
+        first.errors = tuple(errors)
+        raise first
+    return AgentConfig(
+        **values,
+        sources=MappingProxyType(sources),
+        config_file_loaded=file_found,
+        process_env=MappingProxyType(dict(environ)),
+    )
+
+
+def _cross_check(values: dict[str, Any], sources: Mapping[str, str]) -> list[ConfigError]:
+    """Checks beyond one value's type; may normalize ``values`` in place (backend URLs)."""
+    errors: list[ConfigError] = []
+
+    def err(key: str, message: str) -> None:
+        errors.append(ConfigError(key, sources[key], message))
+
+    def value(key: str) -> Any:
+        return values[OPTIONS_BY_KEY[key].attr]
+
+    def pick(*keys: str) -> str:
+        """The first key the user actually set (else the first), for blame."""
+        return next((k for k in keys if sources[k] != DEFAULT_SOURCE), keys[0])
+
+    urls: list[str] = []
+    for url in value("backend-url"):
+        try:
+            urls.append(normalize_backend_url(url))
+        except ValueError as exc:
+            err("backend-url", str(exc))
+            break
+    else:
+        if not urls:
+            err("backend-url", "must list at least one ws:// or wss:// URL")
+        values["backend_url"] = tuple(dict.fromkeys(urls))
+
+    if not NAME_RE.match(value("name")):
+        err("name", f"{_show(value('name'))} cannot contain spaces or special characters "
+                    "(set name explicitly when the hostname is not a valid entity name)")
+    if not NAME_RE.match(value("namespace")):
+        err("namespace", f"{_show(value('namespace'))} cannot contain spaces or special characters")
+    for sub in value("subscriptions"):
+        if not SUBSCRIPTION_RE.match(sub):
+            err("subscriptions", f"invalid subscription {_show(sub)}")
+            break
+    for key in ("keepalive-handlers", "statsd-event-handlers"):
+        for name in value(key):
+            if not NAME_RE.match(name):
+                err(key, f"invalid handler name {_show(name)}")
+                break
+    for name in value("keepalive-pipelines"):
+        if not NAME_RE.match(name):
+            err("keepalive-pipelines", f"invalid pipeline name {_show(name)}")
+            break
+    if value("deregistration-handler") and not NAME_RE.match(value("deregistration-handler")):
+        err("deregistration-handler", f"invalid handler name {_show(value('deregistration-handler'))}")
+
+    interval = value("keepalive-interval")
+    warning = value("keepalive-warning-timeout")
+    critical = value("keepalive-critical-timeout")
+    if warning <= interval:
+        err(pick("keepalive-warning-timeout", "keepalive-interval"),
+            f"keepalive-warning-timeout ({warning}) must be greater than keepalive-interval ({interval})")
+    if critical:
+        if critical < 5:
+            err("keepalive-critical-timeout", f"must be 0 (off) or at least 5, got {critical}")
+        elif critical <= interval:
+            err(pick("keepalive-critical-timeout", "keepalive-interval"),
+                f"keepalive-critical-timeout ({critical}) must be greater than keepalive-interval ({interval})")
+        elif critical < warning:
+            err(pick("keepalive-critical-timeout", "keepalive-warning-timeout"),
+                f"keepalive-critical-timeout ({critical}) must not be less than "
+                f"keepalive-warning-timeout ({warning})")
+    values["keepalive_timeout"] = warning  # the alias always reads as the resolved value
+
+    if value("retry-max") < value("retry-min"):
+        err(pick("retry-max", "retry-min"),
+            f"retry-max ({format_duration(value('retry-max'))}) must not be less than "
+            f"retry-min ({format_duration(value('retry-min'))})")
+    if bool(value("cert-file")) != bool(value("key-file")):
+        missing = "key-file" if value("cert-file") else "cert-file"
+        err(pick("cert-file", "key-file"), f"cert-file and key-file must be set together ({missing} is empty)")
+    for key in ("cache-dir", "api-host"):
+        if not value(key).strip():
+            err(key, "must not be empty")
+    if not value("user") and not value("cert-file"):
+        err("user", "must not be empty (or authenticate with cert-file and key-file)")
+    return errors

@@ -1,0 +1,166 @@
+"""Check requests travel between nodes through the store (STYLE §2 flow).
+
+Why the store and not a node-local bus: an agent is connected to exactly one
+backend, and the node that decides a check must run (the scheduler, an ad hoc
+execution through the API) is usually another. Every node's
+:mod:`backend.agentd.fanout` watches :func:`check_request_prefix`, so a request
+written once reaches every subscribed agent wherever it is connected, and an
+agent that reconnects elsewhere keeps receiving.
+
+Layout::
+
+    /sensu.io/_internal/checkrequests/<namespace>/<subscription>/<unique id>
+
+Requests are short-lived: they are put under a lease of
+:data:`CHECK_REQUEST_TTL_S` seconds. A node that is down when a request is
+written never delivers it (its agents are disconnected anyway); the lease
+keeps the prefix from growing. Leases are shared between requests written
+within :data:`LEASE_REUSE_S` of each other, so publishing costs one Raft
+operation per request rather than two.
+
+The value is msgpack of the request body that agents receive as JSON:
+``{config, assets, hooks, issued, hook_assets, secrets}`` (runtime.md §1.6).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+import weakref
+from typing import Any, Final
+
+import trio
+
+from backend.resources import Asset, CheckConfig, HookConfig, keys
+from backend.resources.storage import decode, encode_dict
+from cluster.errors import LeaseNotFoundError
+from cluster.store import Store
+
+__all__ = [
+    "CHECK_REQUEST_TTL_S",
+    "LEASE_REUSE_S",
+    "build_check_request",
+    "check_request_key",
+    "check_request_prefix",
+    "load_check_request",
+    "parse_check_request_key",
+    "publish_check_request",
+]
+
+logger = logging.getLogger(__name__)
+
+AREA: Final = "checkrequests"
+#: Lifetime of a published request; far longer than any node needs to see it.
+CHECK_REQUEST_TTL_S: Final = 30.0
+#: A lease is reused for requests published within this many seconds.
+LEASE_REUSE_S: Final = 5.0
+
+
+def check_request_prefix(namespace: str | None = None, subscription: str | None = None) -> str:
+    """Prefix of every request, of one namespace, or of one subscription in it."""
+    parts = [p for p in (namespace, subscription) if p]
+    return keys.internal_prefix(AREA, *parts)
+
+
+def check_request_key(namespace: str, subscription: str, request_id: str) -> str:
+    return keys.internal_key(AREA, namespace, subscription, request_id)
+
+
+def parse_check_request_key(key: str) -> tuple[str, str, str]:
+    """``(namespace, subscription, id)`` of a request key; ``ValueError`` otherwise."""
+    prefix = check_request_prefix()
+    if not key.startswith(prefix):
+        raise ValueError(f"not a check request key: {key!r}")
+    parts = key[len(prefix):].split("/")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"not a check request key: {key!r}")
+    ns, sub, rid = (keys.decode_segment(p) for p in parts)
+    return ns, sub, rid
+
+
+class _LeasePool:
+    """One shared lease per store, renewed every :data:`LEASE_REUSE_S` seconds."""
+
+    def __init__(self) -> None:
+        self._lock = trio.Lock()
+        self._lease = 0
+        self._granted_at = -1e9
+
+    async def lease(self, store: Store) -> int:
+        async with self._lock:
+            now = trio.current_time()
+            if not self._lease or now - self._granted_at >= LEASE_REUSE_S:
+                self._lease = await store.grant_lease(CHECK_REQUEST_TTL_S + LEASE_REUSE_S)
+                self._granted_at = now
+            return self._lease
+
+    def forget(self, lease_id: int) -> None:
+        if self._lease == lease_id:
+            self._lease = 0
+
+
+_pools: "weakref.WeakKeyDictionary[Store, _LeasePool]" = weakref.WeakKeyDictionary()
+
+
+async def publish_check_request(store: Store, namespace: str, subscription: str,
+                                request_dict: dict[str, Any]) -> str:
+    """Write one request for ``subscription`` in ``namespace``; returns its key.
+
+    Every agent connected to any node and subscribed to ``subscription``
+    (``entity:<name>`` targets one agent) receives it once. Raises the
+    store's errors (``StoreError``) if the write fails; nothing is delivered
+    then.
+    """
+    pool = _pools.get(store)
+    if pool is None:
+        pool = _pools[store] = _LeasePool()
+    key = check_request_key(namespace, subscription, uuid.uuid4().hex)
+    value = encode_dict(request_dict)
+    for _ in range(2):
+        lease = await pool.lease(store)
+        try:
+            await store.put(key, value, lease=lease)
+            return key
+        except LeaseNotFoundError:  # expired between reuse and put: take a fresh one
+            pool.forget(lease)
+    lease = await store.grant_lease(CHECK_REQUEST_TTL_S)
+    await store.put(key, value, lease=lease)
+    return key
+
+
+def build_check_request(check: CheckConfig, *, issued: int, assets: list[Asset] | None = None,
+                        hooks: list[HookConfig] | None = None) -> dict[str, Any]:
+    """The ``check_request`` body for ``check`` (runtime.md §1.6)."""
+    return {
+        "config": check.to_wire(),
+        "assets": [a.to_wire() for a in assets or ()],
+        "hooks": [h.to_wire() for h in hooks or ()],
+        "issued": issued,
+        "hook_assets": {},
+        "secrets": None,
+    }
+
+
+async def load_check_request(store: Store, namespace: str, check: CheckConfig, *, issued: int) -> dict[str, Any]:
+    """:func:`build_check_request` with the check's runtime assets and hooks read
+    from the store; missing ones are logged and left out (the agent reports
+    a missing hook itself, §2.5)."""
+    assets: list[Asset] = []
+    for name in check.runtime_assets or ():
+        kv = await store.get(keys.key_for("assets", namespace, name))
+        if kv is None:
+            logger.warning("check request names a missing asset", extra={
+                "namespace": namespace, "check": check.metadata.name, "asset": name})
+            continue
+        assets.append(decode(Asset, kv.value))
+    hooks: list[HookConfig] = []
+    seen: set[str] = set()
+    for hook_list in check.check_hooks or ():
+        for name in hook_list.hooks or ():
+            if name in seen:
+                continue
+            seen.add(name)
+            kv = await store.get(keys.key_for("hooks", namespace, name))
+            if kv is not None:
+                hooks.append(decode(HookConfig, kv.value))
+    return build_check_request(check, issued=issued, assets=assets, hooks=hooks)

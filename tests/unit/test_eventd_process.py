@@ -1,0 +1,52 @@
+"""eventd's projected merge (backend/eventd/process.py) must equal merge_event exactly."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backend.eventd.merge import merge_event
+from backend.eventd.process import _merge
+
+
+def event(status: int, executed: int, **check: Any) -> dict[str, Any]:
+    return {
+        "timestamp": executed,
+        "metadata": {"namespace": "default", "labels": {"a": "b"}},
+        "entity": {"metadata": {"name": "web", "namespace": "default"}, "entity_class": "agent",
+                   "system": {"network": {"interfaces": [{"name": "eth0", "addresses": ["10.0.0.1/8"]}]}}},
+        "check": {"metadata": {"name": "disk", "namespace": "default"}, "command": "true", "interval": 10,
+                  "status": status, "executed": executed, "output": "x", "handlers": ["h"], **check},
+    }
+
+
+@pytest.mark.parametrize("new, prev", [
+    (event(0, 10), None),
+    (event(2, 10), None),
+    (event(1, 20), event(0, 10, history=[{"status": 0, "executed": 10}], last_ok=10, occurrences=1,
+                                  occurrences_watermark=1)),
+    (event(0, 20, low_flap_threshold=5, high_flap_threshold=20), None),
+    ({**event(0, 0), "timestamp": 0}, None),
+])
+def test_projected_merge_equals_merge_event(new: dict[str, Any], prev: dict[str, Any] | None) -> None:
+    before = copy.deepcopy(new)
+    assert _merge(new, prev, 99) == merge_event(new, prev, 99)
+    assert new == before  # the input is not modified
+
+
+@settings(max_examples=200, deadline=None)
+@given(statuses=st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=30),
+       low=st.sampled_from([0, 5, 20]), high=st.sampled_from([0, 30, 60]))
+def test_projected_merge_matches_over_a_history(statuses: list[int], low: int, high: int) -> None:
+    prev_a: dict[str, Any] | None = None
+    prev_b: dict[str, Any] | None = None
+    for i, status in enumerate(statuses):
+        new = event(status, 100 + i, low_flap_threshold=low, high_flap_threshold=high)
+        a = _merge(new, prev_a, 1000 + i)
+        b = merge_event(new, prev_b, 1000 + i)
+        assert a == b
+        prev_a, prev_b = copy.deepcopy(a), b
