@@ -26,8 +26,10 @@ inventory, as an operator would do it:
    on): every backend restarts, one at a time. Meanwhile a
    poller writes and reads checks through the API (rotating over the nodes,
    moving to the next node when one fails) and a monitor samples every node's
-   ``/health``: never two nodes down at once, every acknowledged write readable
-   from every node afterwards. The counts are printed and saved as
+   ``/health``: never two nodes down (not answering) at once, every acknowledged
+   write readable from every node afterwards. Moments without a leader (when the
+   leader itself restarts, the others answer 503 until they elected a new one)
+   are counted, not forbidden. The counts are printed and saved as
    ``rolling-restart.json`` in the test's tmp dir.
 4. ``backends.yml`` with a fourth host: it joins (member add through the API,
    started with ``etcd-initial-cluster-state: existing``).
@@ -602,13 +604,20 @@ class Poller:
 
 @dataclass
 class HealthMonitor:
-    """Samples every node's /health in rounds; a node is *down* when it does not answer 200."""
+    """Samples every node's /health in rounds.
+
+    A node is *down* when it does not answer at all (its process is stopped or starting),
+    and *leaderless* when it answers 503: while the leader itself restarts, the others
+    answer 503 for the moment of the election. The rolling restart must never have two
+    nodes down at once; leaderless moments are counted, not forbidden.
+    """
 
     client: httpx.AsyncClient
     hosts: list[Host]
     rounds: int = 0
     most_down_at_once: int = 0
-    rounds_without_quorum: int = 0
+    rounds_with_a_majority_down: int = 0
+    rounds_without_leader: int = 0
     down_spans: dict[str, list[list[float]]] = field(default_factory=dict)
 
     async def run(self, stop: trio.Event) -> None:
@@ -616,18 +625,23 @@ class HealthMonitor:
         down_since: dict[str, float] = {}
         while not stop.is_set():
             now = trio.current_time() - start
-            down = []
+            down, leaderless = [], []
             for host in self.hosts:
                 got = await health(self.client, host)
-                if got is None or got[0] != 200:
+                if got is None:
                     down.append(host.name)
                     down_since.setdefault(host.name, now)
-                elif host.name in down_since:
+                    continue
+                if host.name in down_since:
                     self.down_spans.setdefault(host.name, []).append([round(down_since.pop(host.name), 2), round(now, 2)])
+                if got[0] != 200:
+                    leaderless.append(host.name)
             self.rounds += 1
             self.most_down_at_once = max(self.most_down_at_once, len(down))
-            if len(self.hosts) - len(down) <= len(self.hosts) // 2:
-                self.rounds_without_quorum += 1
+            if len(down) > len(self.hosts) // 2:
+                self.rounds_with_a_majority_down += 1
+            if len(down) + len(leaderless) == len(self.hosts):
+                self.rounds_without_leader += 1
             await trio.sleep(0.05)
         for name, since in down_since.items():
             self.down_spans.setdefault(name, []).append([round(since, 2), -1.0])
@@ -712,14 +726,15 @@ async def test_playbook_deploys_rolls_joins_and_removes(tmp_path: Path, package:
                 "poller": poller.stats.summary(),
                 "health_rounds": monitor.rounds,
                 "most_nodes_down_at_once": monitor.most_down_at_once,
-                "rounds_without_quorum": monitor.rounds_without_quorum,
+                "rounds_with_a_majority_down": monitor.rounds_with_a_majority_down,
+                "rounds_without_leader": monitor.rounds_without_leader,
                 "down_spans_s": monitor.down_spans,
             }
             (tmp_path / "rolling-restart.json").write_text(json.dumps(report, indent=2))
             print(f"\nrolling restart under load: {json.dumps(report)}")
             assert poller.stats.writes_acknowledged, "the poller never got a write through"
             assert monitor.most_down_at_once <= 1, f"more than one member was down at once: {report}"
-            assert monitor.rounds_without_quorum == 0, report
+            assert monitor.rounds_with_a_majority_down == 0, report
             assert poller.stats.reads_missing == [], f"reads missed acknowledged writes: {poller.stats.reads_missing[:10]}"
 
             # 4. a fourth host joins ----------------------------------------------------------
