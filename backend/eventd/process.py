@@ -1,11 +1,11 @@
-"""Event processing (runtime.md §5.1): validate, proxy entity, silence, merge, CAS write.
+"""Event processing (runtime.md §5.1): validate, proxy entity, silence, merge, CAS write, TTL upkeep.
 
 Why one function for every source: agent results, keepalive OK and failure
 events and the events API must all produce the same stored state (history,
 occurrences, silencing), so they all call :func:`process_event`. It is a
 function rather than a daemon because each caller already provides the
-concurrency limit (one inbound message at a time per agent session, bounded
-keepalived workers, the API's request handling).
+concurrency limit (agentd's bounded eventd/keepalived worker pools,
+keepalived's expiry workers, the API's request handling).
 
 Concurrency: two nodes may handle results for the same ``(entity, check)``
 at once (a proxy check run by agents on different nodes, a keepalive
@@ -13,9 +13,13 @@ failure racing a returning agent). Each write is a compare-and-swap on the
 stored event's ``mod_revision``; on conflict the stored event is read again
 and the merge redone, so no update is lost and history stays in order.
 
+After the write, the check's TTL deadline is re-armed (or disarmed) through
+:func:`backend.eventd.ttl.arm_ttl` (§5.1 step 7; keepalives are skipped).
+
 The pipeline is not run here: callers hand the returned event to a
-:class:`PipelineHook` (STYLE §2: eventd -> store -> pipeline). Until the
-pipeline daemon exists, :class:`RecordingPipelineHook` stands in for it.
+:class:`PipelineHook` (STYLE §2: eventd -> store -> pipeline). The node's
+hook is :class:`RecordingPipelineHook`, which records handled incidents and
+forwards every event to pipelined.
 """
 
 from __future__ import annotations
