@@ -32,9 +32,10 @@ inventory, as an operator would do it:
    are counted, not forbidden. The counts are printed and saved as
    ``rolling-restart.json`` in the test's tmp dir.
 4. ``backends.yml`` with a fourth host: it joins (member add through the API,
-   started with ``etcd-initial-cluster-state: existing``).
-5. ``backends.yml`` with that host moved to ``backends_removed``: its member is
-   removed and its process stopped.
+   started with ``etcd-initial-cluster-state: existing``); the others get the
+   new member list in ``backend.yml`` without a restart.
+5. ``backends.yml`` with that host moved to ``backends_removed``: its process is
+   stopped and its member removed; the others keep running.
 
 ``ansible-lint`` runs over ``ansible/`` offline in a second test.
 
@@ -739,6 +740,8 @@ async def test_playbook_deploys_rolls_joins_and_removes(tmp_path: Path, package:
 
             # 4. a fourth host joins ----------------------------------------------------------
             fourth = Host.backend("backend4", "127.0.0.4", tmp_path)
+            originals = list(deployment.backends)
+            pids_before = {h.name: read_pid(h, "sensu-backend") for h in originals}
             deployment.backends.append(fourth)
             deployment.venv_hosts.add(fourth.name)
             join = await run_playbook(deployment, "backends.yml", "join")
@@ -749,6 +752,11 @@ async def test_playbook_deploys_rolls_joins_and_removes(tmp_path: Path, package:
             assert len(body["ClusterHealth"]) == 4
             config = yaml.safe_load((fourth.root / "etc" / "sensu" / "backend.yml").read_text())
             assert config["etcd-initial-cluster-state"] == "existing"
+            # the others list the new member in their file, but keep running (the Raft log has it)
+            four = ",".join(f"{h.name}={h.peer_url}" for h in deployment.backends)
+            for host in originals:
+                assert yaml.safe_load((host.root / "etc" / "sensu" / "backend.yml").read_text())["etcd-initial-cluster"] == four
+            assert {h.name: read_pid(h, "sensu-backend") for h in originals} == pids_before
             await wait_readable(client, [fourth], admin, f"/api/core/v2/namespaces/default/checks/{CHECK}")
             missing = acknowledged - await read_all_checks(client, fourth, admin)
             assert not missing, f"the new member lacks {len(missing)} earlier writes: {sorted(missing)[:10]}"
@@ -758,12 +766,14 @@ async def test_playbook_deploys_rolls_joins_and_removes(tmp_path: Path, package:
             assert fourth_pid is not None and process_alive(fourth_pid)
             deployment.backends.remove(fourth)
             deployment.removed.append(fourth)
+            pids_before = {h.name: read_pid(h, "sensu-backend") for h in deployment.backends}
             leave = await run_playbook(deployment, "backends.yml", "remove")
             assert_succeeded(leave, deployment)
             timings["remove"] = leave.seconds
             assert [h for h, r in leave.results("Remove this host's member") if r.get("changed")] == ["backend4"]
             await wait_cluster(client, deployment.backends)
             assert not process_alive(fourth_pid), "the removed member's process still runs"
+            assert {h.name: read_pid(h, "sensu-backend") for h in deployment.backends} == pids_before
             print(f"playbook seconds: {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
         finally:
             with trio.CancelScope(shield=True):
