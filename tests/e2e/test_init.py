@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import httpx
 import trio
 
-from tests.harness.backend import REPO, BackendProcess, Cluster
-
-
-def run_init(api_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "backend.cli", "init", "--api-url", api_url, "--timeout", "20s", *args],
-        capture_output=True, text=True, timeout=60, cwd=str(REPO),
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-    )
+from tests.harness.agent import run_init
+from tests.harness.backend import BackendProcess, Cluster
 
 
 async def test_init_seeds_once_then_says_already_initialized(cluster3: Cluster) -> None:
