@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 from functools import partial
 from typing import Any
 
@@ -35,10 +36,12 @@ from cluster.store import Store, open_store
 
 from .agentd import AdhocExecutor, Agentd, AgentListenError
 from .config import BackendConfig
-from .eventd.process import RecordingPipelineHook
+from .eventd.process import RecordingPipelineHook, process_event
+from .eventd.ttl import TTLMonitor
 from .keepalived import Keepalived
-from .pipelined import Pipelined
 from .logging import configure_logging, stop_logging
+from .pipelined import Pipelined
+from .schedulerd.daemon import Schedulerd
 
 __all__ = ["run", "serve_node", "raft_settings", "StartupError"]
 
@@ -185,7 +188,8 @@ async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Stor
 
 async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, settings: RaftSettings, store: Store,
                                ctx: ApiContext) -> None:
-    """pipelined, keepalived, the ad hoc executor and agentd, in that order (STYLE §3).
+    """pipelined, keepalived, the TTL monitor, the ad hoc executor, schedulerd and
+    agentd, in that order (STYLE §3): a daemon starts only after the ones it feeds.
 
     Processed events reach pipelined through the eventd hook, which also
     records handled incidents in the store (backend/eventd/process.py).
@@ -198,14 +202,23 @@ async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, set
                             deregistration_handler=config.deregistration_handler,
                             workers=config.keepalived_workers, buffer_size=config.keepalived_buffer_size)
     await nursery.start(keepalived.run)
+
+    async def process_ttl_failure(event: dict[str, Any]) -> None:
+        await hook(await process_event(store, event, now=int(time.time())))
+
+    ttl_monitor = TTLMonitor(store, process_ttl_failure, node=settings.name)
+    await nursery.start(ttl_monitor.run)
     await nursery.start(AdhocExecutor(store, node=settings.name).run)
+    schedulerd = Schedulerd(store, settings.name)
+    await nursery.start(schedulerd.run)
     agentd = Agentd(store, config, node=settings.name, keepalives=keepalived, pipeline_hook=hook,
                     health=lambda: health_payload(store, ctx.initial_members, ctx.node_name, ctx.cluster_id))
     try:
         await nursery.start(agentd.run)
     except AgentListenError as exc:
         raise StartupError(str(exc)) from exc
-    ctx.services.update(pipelined=pipelined, keepalived=keepalived, agentd=agentd, pipeline_hook=hook)
+    ctx.services.update(pipelined=pipelined, keepalived=keepalived, agentd=agentd, pipeline_hook=hook,
+                        schedulerd=schedulerd, ttl=ttl_monitor)
 
 
 def _first_leaf(exc: BaseException) -> BaseException:

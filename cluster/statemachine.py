@@ -271,7 +271,10 @@ class KVState(SyncObjConsumer):
             lease = self.leases.get(existing[4])
             if lease is not None:
                 lease[2].pop(key, None)
-        events.append(WatchEvent(self.revision, EVENT_DELETE, key, b"", existing[1], self.revision, 0, 0))
+        # A delete caused by its lease ending (expiry or revoke) names that lease;
+        # an explicit delete has lease 0, so watchers can tell a deadline firing from a disarm.
+        gone_with = 0 if detach else existing[4]
+        events.append(WatchEvent(self.revision, EVENT_DELETE, key, b"", existing[1], self.revision, 0, gone_with))
 
     def _compare(self, cmp: list[Any]) -> bool:
         key, target, op, value = cmp

@@ -27,13 +27,14 @@ from __future__ import annotations
 import logging
 import uuid
 import weakref
-from typing import Any, Final
+from typing import Any, Final, Sequence
 
 import trio
 
 from backend.resources import Asset, CheckConfig, HookConfig, keys
 from backend.resources.storage import decode, encode_dict
-from cluster.errors import LeaseNotFoundError
+from cluster import codec
+from cluster.errors import CompareFailedError, LeaseNotFoundError
 from cluster.store import Store
 
 __all__ = [
@@ -103,28 +104,42 @@ _pools: "weakref.WeakKeyDictionary[Store, _LeasePool]" = weakref.WeakKeyDictiona
 
 
 async def publish_check_request(store: Store, namespace: str, subscription: str,
-                                request_dict: dict[str, Any]) -> str:
+                                request_dict: dict[str, Any], *, fence: Sequence[codec.Compare] = ()) -> str:
     """Write one request for ``subscription`` in ``namespace``; returns its key.
 
     Every agent connected to any node and subscribed to ``subscription``
     (``entity:<name>`` targets one agent) receives it once. Raises the
     store's errors (``StoreError``) if the write fails; nothing is delivered
     then.
+
+    ``fence`` makes the write conditional in the same Raft entry: the
+    scheduler passes "my ownership key is still on my lease", so a node that
+    lost a check (a pause longer than its lease) cannot publish a run the new
+    owner also publishes. If a compare fails, nothing is written and
+    ``CompareFailedError`` is raised.
     """
     pool = _pools.get(store)
     if pool is None:
         pool = _pools[store] = _LeasePool()
     key = check_request_key(namespace, subscription, uuid.uuid4().hex)
     value = encode_dict(request_dict)
+
+    async def write(lease: int) -> None:
+        if not fence:
+            await store.put(key, value, lease=lease)
+            return
+        result = await store.txn(fence, [codec.put_op(key, value, lease)])
+        if not result.succeeded:
+            raise CompareFailedError(str(fence[0][0]), 0, -1)
+
     for _ in range(2):
         lease = await pool.lease(store)
         try:
-            await store.put(key, value, lease=lease)
+            await write(lease)
             return key
         except LeaseNotFoundError:  # expired between reuse and put: take a fresh one
             pool.forget(lease)
-    lease = await store.grant_lease(CHECK_REQUEST_TTL_S)
-    await store.put(key, value, lease=lease)
+    await write(await store.grant_lease(CHECK_REQUEST_TTL_S))
     return key
 
 

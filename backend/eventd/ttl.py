@@ -78,7 +78,8 @@ class TTLMonitor:
                         task_status.started()
                     async for events in watcher:
                         for e in events:
-                            if e.kind == EVENT_DELETE:
+                            # lease 0 on a delete is an explicit disarm, not a deadline passing
+                            if e.kind == EVENT_DELETE and e.lease:
                                 await self._expired(e.key, e.revision)
             except WatchLaggedError:
                 continue

@@ -43,8 +43,14 @@ class HandlerSocket:
 
 @dataclass(slots=True, kw_only=True)
 class Handler:
-    """A handler.  Go has no ``handle_silenced``/``handle_flapping``: silenced events are
-    handled unless ``filters`` lists ``not_silenced``."""
+    """A handler.
+
+    ``handle_silenced`` is the one field Go does not have: silenced events skip
+    every handler unless the handler opts out with ``handle_silenced: true``
+    (Sensu 0.28's key and behaviour, which this project follows; Go only skips
+    handlers that list the ``not_silenced`` filter, which still works). It is
+    written to the wire only when true, so Go clients see Go's shape.
+    """
 
     KIND: ClassVar[str] = "Handler"
 
@@ -59,11 +65,13 @@ class Handler:
     env_vars: list[str] | None = None
     runtime_assets: list[str] | None = None
     secrets: list[Secret] | None = None
+    handle_silenced: bool = False
 
     @classmethod
     def from_wire(cls, data: Any, *, path: str = "") -> Self:
         r = WireReader(data, path)
         return cls(
+            handle_silenced=r.get_bool("handle_silenced"),
             metadata=r.get_obj("metadata", decode_meta),
             type=r.get_str("type"),
             mutator=r.get_str("mutator"),
@@ -100,6 +108,8 @@ class Handler:
         out["env_vars"] = list_or_none(self.env_vars)
         out["runtime_assets"] = list_or_none(self.runtime_assets)
         out["secrets"] = secrets_to_wire(self.secrets)
+        if self.handle_silenced:
+            out["handle_silenced"] = True
         return out
 
     def validate(self) -> None:

@@ -2,7 +2,7 @@
 
 Ownership is a key per check, ``_internal/schedulers/<ns>/<check>``, created
 only if absent and attached to this node's *ownership lease* (one lease per
-node, TTL :data:`OWNER_TTL_S`, kept alive every second). When a node dies its
+node, TTL :data:`OWNER_TTL_S`, kept alive every :data:`KEEPALIVE_EVERY_S`). When a node dies its
 lease expires, every key it owned vanishes in the same log entry, and the
 survivors race to create them again; the create is atomic, so exactly one
 wins. Leadership is never taken from Raft's own leader state (STYLE §3), and
@@ -36,6 +36,7 @@ from backend.agentd.requests import load_check_request, publish_check_request
 from backend.pipeline.jsengine import JSEngine, build_entity_env
 from backend.resources import CheckConfig, Entity, keys
 from backend.resources.storage import decode, decode_dict, encode_dict
+from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError, StoreError, WatchLaggedError
 from cluster.statemachine import EVENT_DELETE
 from cluster.store import Store
@@ -46,8 +47,8 @@ __all__ = ["Schedulerd", "owner_key", "OWNER_TTL_S"]
 
 logger = logging.getLogger(__name__)
 
-OWNER_TTL_S = 3.0
-KEEPALIVE_EVERY_S = 1.0
+OWNER_TTL_S = 2.0
+KEEPALIVE_EVERY_S = 0.5
 CLAIM_GRACE_S = 1.0
 CHECKS_PREFIX = keys.prefix_for("checks")
 OWNERS_PREFIX = keys.internal_prefix("schedulers")
@@ -250,37 +251,60 @@ class Schedulerd:
 
     async def _schedule(self, ident: tuple[str, str], check: CheckConfig, scope: trio.CancelScope) -> None:
         ns, name = ident
+        last_fire_ns = 0
         with scope:
             while True:
-                await self._sleep_until_next(check)
+                last_fire_ns = await self._sleep_until_next(check, last_fire_ns)
                 if not await self._still_owner(ident):
-                    self.stats["lost"] += 1
-                    logger.warning("lost ownership of check; stopping", extra={"namespace": ns, "check": name})
-                    self._running.pop(ident, None)
-                    self._wake.set()
+                    self._lost(ident)
                     return
                 now = datetime.now(timezone.utc)
                 if in_subdue([s.to_wire() for s in check.subdues or ()], now):
                     continue
                 try:
                     await self._dispatch(ns, check)
+                except CompareFailedError:  # the fence: our ownership key is gone or on another lease
+                    self._lost(ident)
+                    return
                 except StoreError as exc:
                     logger.error("check request not published: %s", exc, extra={"namespace": ns, "check": name})
 
-    async def _sleep_until_next(self, check: CheckConfig) -> None:
+    def _lost(self, ident: tuple[str, str]) -> None:
+        self.stats["lost"] += 1
+        logger.warning("lost ownership of check; stopping", extra={
+            "namespace": ident[0], "check": ident[1], "node": self._node})
+        self._running.pop(ident, None)
+        self._wake.set()
+
+    async def _sleep_until_next(self, check: CheckConfig, last_fire_ns: int) -> int:
+        """Sleep to the check's next tick after ``last_fire_ns`` (wall clock ns); return that tick.
+
+        Why the floor: trio sleeps on the monotonic clock and the ticks are on
+        the wall clock, so a wake-up can land a hair before the tick it aimed
+        at; computing "next tick from now" there would fire the same tick twice.
+        """
+        floor_ns = last_fire_ns + 500_000_000 if last_fire_ns else 0
         if check.cron:
-            now = datetime.now(local_zone())
-            nxt = next_cron_fire(check.cron, now)
-            await trio.sleep(max(0.0, (nxt - now).total_seconds()))
+            zone = local_zone()
+            base = datetime.now(zone)
+            if floor_ns:
+                base = max(base, datetime.fromtimestamp(floor_ns / 1e9, zone))
+            target_ns = int(next_cron_fire(check.cron, base).timestamp() * 1e9)
         else:
-            delay_ns = next_interval_fire(check.metadata.name, int(check.interval or 1), time.time_ns())
-            await trio.sleep(max(delay_ns, 1_000_000) / 1e9)
+            interval_ns = int(check.interval or 1) * 1_000_000_000
+            now_ns = time.time_ns()
+            target_ns = now_ns + next_interval_fire(check.metadata.name, int(check.interval or 1), now_ns)
+            while floor_ns and target_ns - last_fire_ns < interval_ns // 2:
+                target_ns += interval_ns
+        await trio.sleep(max(target_ns - time.time_ns(), 1_000_000) / 1e9)
+        return target_ns
 
     async def _dispatch(self, ns: str, check: CheckConfig) -> None:
         issued = int(time.time())
         request = await load_check_request(self._store, ns, check, issued=issued)
+        fence = [codec.compare(owner_key(ns, check.metadata.name), "lease", "==", self._lease)]
         if check.proxy_requests is not None and check.proxy_requests.entity_attributes:
-            await self._dispatch_proxy(ns, check, request)
+            await self._dispatch_proxy(ns, check, request, fence)
             return
         for subscription in check.subscriptions or ():
             if check.round_robin and not subscription.startswith("entity:"):
@@ -289,9 +313,9 @@ class Schedulerd:
                     logger.warning("no agent available for round-robin subscription",
                                    extra={"namespace": ns, "check": check.metadata.name, "subscription": subscription})
                     continue
-                await publish_check_request(self._store, ns, f"entity:{target}", request)
+                await publish_check_request(self._store, ns, f"entity:{target}", request, fence=fence)
             else:
-                await publish_check_request(self._store, ns, subscription, request)
+                await publish_check_request(self._store, ns, subscription, request, fence=fence)
             self.stats["published"] += 1
 
     async def _live_agents(self, ns: str, subscription: str) -> list[str]:
@@ -315,7 +339,8 @@ class Schedulerd:
         self._rr_position[key] = position + 1
         return agents[position % len(agents)]
 
-    async def _dispatch_proxy(self, ns: str, check: CheckConfig, request: dict[str, Any]) -> None:
+    async def _dispatch_proxy(self, ns: str, check: CheckConfig, request: dict[str, Any],
+                              fence: list[codec.Compare]) -> None:
         assert check.proxy_requests is not None
         matches: list[str] = []
         now = time.time()
@@ -339,5 +364,5 @@ class Schedulerd:
             proxied = dict(request)
             proxied["config"] = dict(request["config"], proxy_entity_name=entity_name)
             for subscription in check.subscriptions or ():
-                await publish_check_request(self._store, ns, subscription, proxied)
+                await publish_check_request(self._store, ns, subscription, proxied, fence=fence)
                 self.stats["published"] += 1

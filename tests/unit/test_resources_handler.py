@@ -50,8 +50,9 @@ def test_omitempty_keys() -> None:
         assert key not in wire
 
 
-def test_handle_silenced_is_ignored() -> None:
-    assert Handler.from_wire({**PIPE, "handle_silenced": True}).to_wire() == PIPE
+def test_handle_silenced_only_on_the_wire_when_true() -> None:
+    assert Handler.from_wire({**PIPE, "handle_silenced": False}).to_wire() == PIPE
+    assert Handler.from_wire({**PIPE, "handle_silenced": True}).to_wire() == {**PIPE, "handle_silenced": True}
 
 
 def test_empty_type() -> None:
