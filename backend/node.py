@@ -22,6 +22,7 @@ from hypercorn.utils import wrap_app
 
 from api.app import create_app
 from api.context import ApiContext
+from api.dashboard import create_dashboard_app
 from api.debug import create_debug_app
 from api.health import health_payload
 from cluster.errors import CompareFailedError, StoreError
@@ -113,6 +114,14 @@ def _hypercorn_config(bind: str, *, cert: str = "", key: str = "", ca: str = "")
     return hc
 
 
+def _bind(host: str, port: int) -> str:
+    """``host:port`` for hypercorn; a bare IPv6 host gets its brackets."""
+    host = host.strip() or "[::]"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
 async def _serve_http(nursery: trio.Nursery, app: Any, bind: str, flag: str, **tls: str) -> None:
     """Bind first (so a taken port is a one-line error naming the flag), then serve."""
     config = _hypercorn_config(bind, **tls)
@@ -168,9 +177,14 @@ async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Stor
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_register_members, store, settings)
         await _start_agent_daemons(nursery, config, settings, store, ctx)
+        api_app = create_app(ctx)
         await _serve_http(
-            nursery, create_app(ctx), config.api_listen_address, "api-listen-address",
+            nursery, api_app, config.api_listen_address, "api-listen-address",
             cert=config.cert_file, key=config.key_file, ca=config.trusted_ca_file,
+        )
+        await _serve_http(
+            nursery, await create_dashboard_app(api_app), _bind(config.dashboard_host, config.dashboard_port),
+            "dashboard-port", cert=config.dashboard_cert_file, key=config.dashboard_key_file,
         )
         if config.debug:
             await _serve_http(nursery, create_debug_app(store), getattr(config, "debug_listen_address", "127.0.0.1:6060"), "debug-listen-address")
