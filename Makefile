@@ -6,7 +6,7 @@ VENV := .venv
 STAMP := $(VENV)/.make-venv
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint clean
+.PHONY: venv browser run test screenshots lint clean
 
 # The stamp makes `make venv` a no-op until pyproject.toml or constraints.txt change.
 venv: $(STAMP)
@@ -16,11 +16,23 @@ $(STAMP): pyproject.toml constraints.txt
 	$(VENV)/bin/python -m pip install -q -c constraints.txt -e '.[test]'
 	@touch $@
 
+# Debian's chromium for the dashboard's browser tests (Playwright drives it; it never
+# downloads a browser). Installed once, as root, like any other package.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the dashboard browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	}
+
 run: venv
 	./scripts/run-local.sh
 
-test: venv
+test: venv browser
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# docs/screenshots/*.png: every dashboard view, on a fresh 3-node cluster with a real agent.
+screenshots: venv browser
+	$(VENV)/bin/python scripts/screenshots.py docs/screenshots
 
 lint: venv
 	$(VENV)/bin/python -m compileall -q $$(ls -d cluster backend api agent tests 2>/dev/null)

@@ -34,6 +34,10 @@ async def test_run_script_starts_initializes_and_restarts_with_state(tmp_path: P
             assert api in text and "Username:   admin" in text and "Password:   P@ssw0rd!" in text
             r = await client.get(f"{api}/health")
             assert r.status_code == 200
+            dashboard = f"http://127.0.0.1:{ports['DASHBOARD']}"
+            assert f"Dashboard:  {dashboard}" in text
+            r = await client.get(f"{dashboard}/")
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
             if attempt == 0:
                 r = await client.get(f"{api}/auth", auth=("admin", "P@ssw0rd!"))
         finally:
