@@ -37,6 +37,7 @@ from backend.resources.entity import (
     entity_subscription,
 )
 from backend.resources.meta import ObjectMeta
+from backend.tokens import token_data
 
 from .config import AgentConfig
 from .version import AGENT_VERSION
@@ -315,9 +316,4 @@ class EntityState:
     def template_data(self, now: int) -> dict[str, Any]:
         """The data check tokens are substituted with: the entity's JSON with
         ``metadata`` keys also at the top level (``{{ .name }}``, ``{{ .labels.x }}``)."""
-        doc = self.current(now).to_store()
-        meta = doc.get("metadata", {})
-        data = dict(doc)
-        for key in ("name", "namespace", "labels", "annotations"):
-            data[key] = meta.get(key, {} if key in ("labels", "annotations") else "")
-        return data
+        return token_data(self.current(now).to_store())

@@ -45,7 +45,7 @@ from backend.resources.meta import ObjectMeta
 
 from .metrics import extract_metrics
 from .protocol import encode_json
-from .tokens import TokenError, substitute, substitute_all
+from backend.tokens import TokenError, substitute, substitute_all
 
 __all__ = [
     "EXIT_DRAIN_S",

@@ -71,6 +71,8 @@ logger = logging.getLogger(__name__)
 SEND_QUEUE_SIZE: Final = 100
 #: How long a closing handshake may take before the socket is just dropped.
 CLOSE_TIMEOUT_S: Final = 2.0
+#: WebSocket close code an agent may use when it stops on purpose (1001 is the other).
+CLOSE_NORMAL: Final = 1000
 #: Close reason of a session ended by a store failure.
 STORE_FAILURE: Final = "backend store unavailable"
 
@@ -79,6 +81,8 @@ class KeepaliveHandler(Protocol):
     """What a session needs from keepalived."""
 
     async def handle_keepalive(self, event: Event, *, received_at: float) -> None: ...
+
+    async def agent_left(self, namespace: str, name: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -104,7 +108,7 @@ class Session:
     """One agent connection, from the accepted upgrade to the close."""
 
     __slots__ = ("services", "ws", "namespace", "agent_name", "subscriptions", "_send", "_recv", "_scope",
-                 "_close", "_config_fingerprint", "_extra")
+                 "_close", "_config_fingerprint", "_extra", "_agent_left")
 
     def __init__(self, services: SessionServices, ws: WebSocketConnection, *, namespace: str, agent_name: str,
                  subscriptions: tuple[str, ...]) -> None:
@@ -116,6 +120,7 @@ class Session:
         self._send, self._recv = trio.open_memory_channel[bytes](SEND_QUEUE_SIZE)
         self._scope: trio.CancelScope | None = None
         self._close: tuple[int, str] = (CLOSE_GOING_AWAY, "bye")
+        self._agent_left = False
         self._config_fingerprint: dict[str, Any] | None = None
         self._extra = {"namespace": namespace, "entity": agent_name, "node": services.node}
 
@@ -159,6 +164,11 @@ class Session:
             with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
                 await self.ws.aclose(code, close_reason(reason))
             logger.info("agent disconnected", extra={**self._extra, "close_code": code, "reason": reason})
+        if self._agent_left:  # the agent said goodbye (its process is stopping): ephemeral ones go now
+            try:
+                await services.keepalives.agent_left(self.namespace, self.agent_name)
+            except StoreError as exc:
+                logger.warning("could not deregister the departed agent: %s", exc, extra=self._extra)
 
     def close_nowait(self, code: int, reason: str) -> None:
         """Ask the session to end (from the fanout or the sender); idempotent."""
@@ -240,6 +250,9 @@ class Session:
                 data = await self.ws.get_message()
             except ConnectionClosed as exc:
                 reason = exc.reason
+                if reason is not None and reason.code in (CLOSE_NORMAL, CLOSE_GOING_AWAY) \
+                        and self._close == (CLOSE_GOING_AWAY, "bye"):
+                    self._agent_left = True
                 if reason is not None and reason.code == CLOSE_TOO_BIG:
                     stats["too_big"] += 1
                     logger.warning("closing agent connection: %s", reason.reason or "message too big",

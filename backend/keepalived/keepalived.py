@@ -24,7 +24,10 @@ keepalive that arrives meanwhile wins and no stale failure overwrites it.
 
 Entities with ``deregister: true`` are deregistered instead (entity deleted,
 its events resolved through the pipeline hook, the deregistration handler or
-``--deregistration-handler`` told) and their deadline is not re-armed.
+``--deregistration-handler`` told) and their deadline is not re-armed. They
+are also deregistered at once when their agent closes its connection on
+purpose (agentd calls :meth:`Keepalived.agent_left`), which is what an
+ephemeral agent stopping looks like.
 
 Safety net: a watch that falls behind, or a whole-cluster restart during
 which leases expired before anyone watched, could miss a delete. At start,
@@ -395,7 +398,7 @@ class Keepalived:
         entity = decode(Entity, entity_kv.value)
         previous = decode_dict(event_kv.value)
         if entity.deregister:
-            await self._deregister(entity)
+            await self._deregister(entity, entity_kv.mod_revision, "its keepalive expired")
             return
         check = dict(previous.get("check") or {})
         warning = _warning_timeout(check)
@@ -430,11 +433,31 @@ class Keepalived:
                        extra={**extra, "check": KEEPALIVE_CHECK, "status": status})
         await self._hook(merged)
 
-    async def _deregister(self, entity: Entity) -> None:
-        """§3 expiry step 2: delete the entity, resolve its events, tell the handler."""
+    async def agent_left(self, namespace: str, name: str) -> None:
+        """An agent closed its connection on purpose (its process is stopping).
+
+        An ephemeral (``deregister: true``) entity is deregistered at once
+        rather than at its keepalive deadline; others keep their deadline.
+        """
+        kv = await self._store.get(keys.key_for("entities", namespace, name))
+        if kv is None:
+            return
+        entity = decode(Entity, kv.value)
+        if entity.deregister:
+            await self._deregister(entity, kv.mod_revision, "it disconnected")
+
+    async def _deregister(self, entity: Entity, mod_revision: int, why: str) -> None:
+        """§3 expiry step 2: delete the entity, resolve its events, tell the handler.
+
+        The entity is deleted only if unchanged since it was read, and only the
+        node whose delete succeeds goes on: a disconnect and a deadline firing
+        at the same moment deregister once.
+        """
         namespace, name = entity.metadata.namespace, entity.metadata.name
         extra = {"namespace": namespace, "entity": name, "node": self._node}
-        await self._store.delete(keys.key_for("entities", namespace, name))
+        if not await self._store.delete_if(keys.key_for("entities", namespace, name), mod_revision=mod_revision):
+            logger.info("entity changed or already deregistered; not deregistering", extra=extra)
+            return
         now = int(time.time())
         listed = await self._store.range(keys.event_prefix(namespace, name))
         for kv in listed.items:
@@ -449,7 +472,7 @@ class Keepalived:
         if handler:
             await self._hook(self._special_event(entity, "deregistration", [handler], now))
         self.stats["deregistrations"] += 1
-        logger.warning("agent entity deregistered after its keepalive expired", extra={
+        logger.warning("agent entity deregistered: %s", why, extra={
             **extra, "deregistration_handler": handler, "events_resolved": len(listed.items)})
 
     # ------------------------------------------------------------------ safety net

@@ -36,6 +36,7 @@ from backend.agentd.requests import load_check_request, publish_check_request
 from backend.pipeline.jsengine import JSEngine, build_entity_env
 from backend.resources import CheckConfig, Entity, keys
 from backend.resources.storage import decode, decode_dict, encode_dict
+from backend.tokens import TokenError, substitute_all, token_data
 from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError, StoreError, WatchLaggedError
 from cluster.statemachine import EVENT_DELETE
@@ -342,14 +343,15 @@ class Schedulerd:
     async def _dispatch_proxy(self, ns: str, check: CheckConfig, request: dict[str, Any],
                               fence: list[codec.Compare]) -> None:
         assert check.proxy_requests is not None
-        matches: list[str] = []
+        matches: list[tuple[str, dict[str, Any]]] = []
         now = time.time()
         for kv in (await self._store.range(keys.prefix_for("entities", ns))).items:
             entity = decode(Entity, kv.value)
-            env = build_entity_env(entity.to_store(), now)
+            wire = entity.to_store()
+            env = build_entity_env(wire, now)
             results = await self._js.eval_bools(list(check.proxy_requests.entity_attributes or []), env)
             if results and all(r is True for r in results):
-                matches.append(entity.metadata.name)
+                matches.append((entity.metadata.name, wire))
         if not matches:
             logger.warning("no matching entities, check will not be published",
                            extra={"namespace": ns, "check": check.metadata.name})
@@ -359,10 +361,16 @@ class Schedulerd:
             period = splay_period(int(check.interval or 0), check.cron or None, datetime.now(local_zone()))
             delays = splay_delays(period, int(check.proxy_requests.splay_coverage or 90), len(matches))
         started = trio.current_time()
-        for entity_name, delay in zip(matches, delays):
+        for (entity_name, entity_wire), delay in zip(matches, delays):
             await trio.sleep_until(started + delay)
             proxied = dict(request)
-            proxied["config"] = dict(request["config"], proxy_entity_name=entity_name)
+            try:  # Go substitutes a proxy check's tokens with the proxy entity, here, not on the agent
+                config = substitute_all(request["config"], token_data(entity_wire))
+            except TokenError as exc:
+                logger.error("proxy check tokens could not be substituted: %s", exc, extra={
+                    "namespace": ns, "check": check.metadata.name, "entity": entity_name})
+                continue
+            proxied["config"] = dict(config, proxy_entity_name=entity_name)
             for subscription in check.subscriptions or ():
                 await publish_check_request(self._store, ns, subscription, proxied, fence=fence)
                 self.stats["published"] += 1

@@ -78,19 +78,16 @@ def entry_is_active(entry: Mapping[str, Any], now: int) -> bool:
 def event_subscriptions(event: Mapping[str, Any]) -> set[str]:
     """Subscriptions an entry's ``subscription`` may name to match this check event.
 
-    Always ``entity:<entity name>`` (the proxy entity for proxy results).  With
-    ``check.proxy_entity_name`` set: every subscription of the (proxy) entity.  Otherwise
-    only subscriptions present in both ``check.subscriptions`` and
-    ``entity.subscriptions`` (so API/socket results, which carry no check subscriptions,
-    match only ``entity:`` or wildcard entries).
+    Every subscription of the event's entity (the proxy entity for proxy
+    results), plus ``entity:<entity name>``. This is Sensu 0.28's rule ("the
+    subscriptions associated with the client") and what the silencing issue
+    asks for; Go narrows it to subscriptions shared by the check and the
+    entity, so there a result posted through an API (no check subscriptions)
+    only matches ``entity:`` and wildcard entries. docs/pipeline.md says why
+    we chose the wider rule.
     """
-    check = event.get("check") or {}
     entity = event.get("entity") or {}
-    entity_subs = {str(s) for s in (entity.get("subscriptions") or [])}
-    if check.get("proxy_entity_name"):
-        subs = set(entity_subs)
-    else:
-        subs = entity_subs & {str(s) for s in (check.get("subscriptions") or [])}
+    subs = {str(s) for s in (entity.get("subscriptions") or [])}
     entity_name = _meta(entity).get("name")
     if entity_name:
         subs.add(ENTITY_SUBSCRIPTION_PREFIX + str(entity_name))

@@ -104,19 +104,20 @@ def test_seed_silence_a_check_everywhere() -> None:
 # --- Go matching rules ---
 
 
-def test_subscription_must_be_shared_by_check_and_entity() -> None:
+def test_subscription_matches_any_entity_subscription() -> None:
     silence = entry("linux")
-    # The entity is subscribed to linux, but the check was not published to linux.
-    assert silenced_by(event(entity_subs=("linux", "web"), check_subs=("web",)), [silence], NOW) == []
+    # 0.28's rule: the entity's subscriptions count, whatever the check was published to.
+    assert silenced_by(event(entity_subs=("linux", "web"), check_subs=("web",)), [silence], NOW) == ["linux:*"]
     assert silenced_by(event(entity_subs=("web",), check_subs=("linux", "web")), [silence], NOW) == []
     assert silenced_by(event(entity_subs=("linux",), check_subs=("linux",)), [silence], NOW) == ["linux:*"]
 
 
-def test_api_result_without_check_subscriptions_matches_only_entity_and_wildcards() -> None:
-    ev = event(check_subs=())
-    entries = [entry("linux"), entry("entity:i-424242"), entry("*", "check_ntp"), entry(None, "check_ntp")]
-    entries[2]["metadata"]["name"] = "*:check_ntp"
-    assert silenced_by(ev, entries, NOW) == ["*:check_ntp", "entity:i-424242:*"]
+def test_api_result_without_check_subscriptions_matches_entity_subscriptions() -> None:
+    ev = event(check_subs=(), entity_subs=("appserver",))
+    entries = [entry("linux"), entry("appserver"), entry("entity:i-424242"), entry("*", "check_ntp"),
+               entry(None, "check_ntp")]
+    entries[3]["metadata"]["name"] = "*:check_ntp"
+    assert silenced_by(ev, entries, NOW) == ["*:check_ntp", "appserver:*", "entity:i-424242:*"]
 
 
 def test_proxy_check_matches_any_proxy_entity_subscription() -> None:
@@ -124,7 +125,7 @@ def test_proxy_check_matches_any_proxy_entity_subscription() -> None:
     assert event_subscriptions(ev) == {"network", "entity:router-1"}
     assert silenced_by(ev, [entry("network")], NOW) == ["network:*"]
     assert silenced_by(ev, [entry("entity:router-1")], NOW) == ["entity:router-1:*"]
-    assert silenced_by(ev, [entry("poller")], NOW) == []
+    assert silenced_by(ev, [entry("poller")], NOW) == []  # the check's subscription, not the entity's
 
 
 def test_empty_fields_and_wildcards() -> None:

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["TokenError", "substitute", "substitute_all"]
+__all__ = ["TokenError", "substitute", "substitute_all", "token_data"]
 
 _TOKEN_RE: Final = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
 _LEXEME_RE: Final = re.compile(
@@ -159,3 +159,15 @@ def substitute_all(value: Any, data: Mapping[str, Any]) -> Any:
     if isinstance(value, dict):
         return {k: substitute_all(v, data) for k, v in value.items()}
     return value
+
+
+def token_data(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """The data check tokens are substituted with: the entity's JSON (stored
+    form) with ``metadata`` keys also at the top level (``{{ .name }}``,
+    ``{{ .labels.x }}``). The agent uses its own entity; the scheduler uses
+    the proxy entity of a proxy check."""
+    meta = entity.get("metadata") or {}
+    data = dict(entity)
+    for key in ("name", "namespace", "labels", "annotations"):
+        data[key] = meta.get(key, {} if key in ("labels", "annotations") else "")
+    return data
