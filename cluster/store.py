@@ -48,8 +48,9 @@ MAX_BATCH_OPS = 2000
 #: Most bytes of values packed into one Raft entry (keeps entries well under
 #: pysyncobj's append batch, so followers are never starved).
 MAX_BATCH_BYTES = 1 << 20
-#: Raft entries in flight at once from this node.
-MAX_INFLIGHT = 8
+#: Raft entries in flight at once from this node. Few, so that writes queue
+#: and share entries under load (each entry costs every node CPU; docs/store.md).
+MAX_INFLIGHT = 2
 #: Default deadline of a write.
 WRITE_TIMEOUT_S = 10.0
 

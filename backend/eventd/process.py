@@ -80,15 +80,16 @@ def handled_prefix(namespace: str | None = None, entity: str | None = None) -> s
 
 
 class RecordingPipelineHook:
-    """The hook eventd callers use: records handled incidents, then hands every event on.
+    """The hook eventd callers use: records handled keepalive incidents, then hands every event on.
 
-    Counts every event, and for the events a default ``is_incident`` handler
-    would run on (incidents, resolutions) and deregistrations writes ``internal_key("handled", ns, entity, check, event id)`` with the
-    handler names, under a shared one-hour lease. That makes "the failure was
-    handled once" observable from any node (the keepalive failover test
-    relies on it); OK-after-OK events (every keepalive) are only counted, so
-    the hook adds no store write per keepalive. Every event is then passed
-    to ``forward`` (the pipeline daemon) when one is given.
+    Counts every event, and for keepalive incidents and resolutions and for
+    deregistrations writes ``internal_key("handled", ns, entity, check, event id)``
+    with the handler names, under a shared one-hour lease. That makes "the
+    keepalive failure was handled once" observable from any node even when
+    the node that held the agent died (the keepalive failover test relies on
+    it). Check results are not recorded: that would be a second Raft write
+    per incident, and their handlers' own effects show what ran. Every event
+    is then passed to ``forward`` (the pipeline daemon) when one is given.
     """
 
     RECORD_TTL_S: Final = 3600.0
@@ -111,8 +112,9 @@ class RecordingPipelineHook:
     async def _record(self, event: dict[str, Any]) -> None:
         check = event.get("check") or {}
         check_name = str((check.get("metadata") or {}).get("name") or "")
-        special = check_name == "deregistration"
-        if not check or not (special or is_incident(event) or is_resolution(event)):
+        if check_name == "deregistration":
+            pass
+        elif check_name != "keepalive" or not (is_incident(event) or is_resolution(event)):
             return
         entity = event.get("entity") or {}
         ns = str((entity.get("metadata") or {}).get("namespace") or (event.get("metadata") or {}).get("namespace") or "")

@@ -7,6 +7,7 @@ Output is collected without blocking the event loop (``trio.run_process``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -94,9 +95,25 @@ async def run_command(command: str, stdin: bytes, *, timeout: float, env: Mappin
 
 async def send_tcp(host: str, port: int, payload: bytes, *, timeout: float) -> None:
     with trio.fail_after(timeout):
-        stream = await trio.open_tcp_stream(host, port)
+        stream = await _connect_tcp(host, port)
         async with stream:
             await stream.send_all(payload)
+
+
+async def _connect_tcp(host: str, port: int) -> trio.SocketStream:
+    """An IP literal is connected directly: no resolver call (a worker thread
+    in trio) per event for the common ``host: 127.0.0.1`` handler."""
+    try:
+        family = trio.socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else trio.socket.AF_INET
+    except ValueError:
+        return await trio.open_tcp_stream(host, port)
+    sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
+    try:
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
 
 
 async def send_udp(host: str, port: int, payload: bytes, *, timeout: float) -> None:
