@@ -117,6 +117,26 @@ def _listen_host(host: str) -> str | None:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
+def client_cert_cn(stream: trio.abc.Stream) -> str:
+    """Common name of the client certificate TLS verified on ``stream``, or ``""``.
+
+    With ``--trusted-ca-file`` the listener asks for a client certificate
+    (optional) and the handshake fails on one the CA did not sign, so a
+    non-empty result is an identity the CA vouches for.
+    """
+    if not isinstance(stream, trio.SSLStream):
+        return ""
+    try:
+        cert = stream.getpeercert()
+    except (ValueError, AttributeError):  # handshake not finished
+        return ""
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return ""
+
+
 def _ssl_context(config: BackendConfig) -> ssl.SSLContext | None:
     if not (config.cert_file and config.key_file):
         return None
@@ -239,7 +259,7 @@ class Agentd:
                 await stream.send_all(await self._http(request))
                 return None
             hs = parse_handshake(request.headers)
-            refusal = await self._check_upgrade(request, hs)
+            refusal = await self._check_upgrade(request, hs, client_cert_cn(stream))
             if refusal is not None:
                 self.stats["refused"] += 1
                 await stream.send_all(http_response(refusal.status, refusal.message + "\n"))
@@ -263,7 +283,8 @@ class Agentd:
                 raise trio.BrokenResourceError("connection closed before the request head was complete")
             buffer += data
 
-    async def _check_upgrade(self, request: HttpRequest, hs: Handshake) -> HandshakeRefused | None:
+    async def _check_upgrade(self, request: HttpRequest, hs: Handshake,
+                             cert_cn: str = "") -> HandshakeRefused | None:
         """§1.3 in order; returns the refusal to send, or None to accept."""
         extra = {"namespace": hs.namespace, "entity": hs.agent_name, "node": self._node, "user": hs.user}
         if request.path != "/":
@@ -276,7 +297,7 @@ class Agentd:
         if not hs.agent_name:
             return HandshakeRefused(400, "missing Sensu-AgentName header")
         try:
-            await self.auth.check(hs)
+            await self.auth.check(hs, client_cert_cn=cert_cn)
         except HandshakeRefused as refusal:
             logger.warning("agent handshake refused: %d %s", refusal.status, refusal.message, extra=extra)
             return refusal

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 #: Most remembered successful verifications (and authorization decisions).
 CACHE_SIZE: Final = 20_000
+#: Group of agents authenticated by a client certificate (the built-in ``agent`` user's group).
+AGENTS_GROUP: Final = "system:agents"
 #: Collections whose changes can change an authorization decision.
 RBAC_COLLECTIONS: Final = ("clusterrolebindings", "clusterroles", "rolebindings", "roles")
 
@@ -70,7 +72,7 @@ class AgentAuthenticator:
         self._cache_size = cache_size
         self._inflight: dict[_CacheKey, trio.Event] = {}
         self._allowed: OrderedDict[tuple[str, tuple[str, ...], str, str], None] = OrderedDict()
-        self.stats = {"bcrypt": 0, "cache_hits": 0, "rbac_cache_hits": 0, "refused": 0}
+        self.stats = {"bcrypt": 0, "cache_hits": 0, "rbac_cache_hits": 0, "refused": 0, "client_certs": 0}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Empty the authorization cache on any RBAC change, until cancelled."""
@@ -106,14 +108,35 @@ class AgentAuthenticator:
             self._allowed.popitem(last=False)
         return True
 
-    async def check(self, hs: Handshake) -> Principal:
+    async def check(self, hs: Handshake, *, client_cert_cn: str = "") -> Principal:
         """The authenticated principal, or :class:`HandshakeRefused`.
 
         Order and texts: no credentials -> 401 ``missing credentials``; wrong
         ones -> 401 ``bad credentials``; no ``create`` on ``events`` named
         after the agent in its namespace -> 403; unknown namespace -> 404
         ``namespace "<ns>" not found``.
+
+        ``client_cert_cn`` is the common name of a client certificate the TLS
+        layer verified against ``--trusted-ca-file``. Without Basic
+        credentials it authenticates the agent (mTLS): the name must be the
+        agent's own (``Sensu-AgentName``), so one certificate cannot speak
+        for another agent, and the agent gets the ``system:agents`` group,
+        like the built-in ``agent`` user. Basic credentials, when sent, win.
         """
+        if hs.credentials is None and client_cert_cn:
+            if client_cert_cn != hs.agent_name:
+                raise HandshakeRefused(401, "client certificate common name does not match the agent name")
+            self.stats["client_certs"] += 1
+            principal = Principal(client_cert_cn, (AGENTS_GROUP, SYSTEM_USERS_GROUP))
+        else:
+            principal = await self._password_principal(hs)
+        if not await self._is_allowed(principal, hs.namespace, hs.agent_name):
+            raise HandshakeRefused(403, "unauthorized to perform action")
+        if not hs.namespace or not await self._namespace_exists(hs.namespace):
+            raise HandshakeRefused(404, f'namespace "{hs.namespace}" not found')
+        return principal
+
+    async def _password_principal(self, hs: Handshake) -> Principal:
         if hs.credentials is None:
             raise HandshakeRefused(401, "missing credentials")
         username, password = hs.credentials
@@ -123,7 +146,7 @@ class AgentAuthenticator:
         groups = list(user.groups or [])
         if SYSTEM_USERS_GROUP not in groups:
             groups.append(SYSTEM_USERS_GROUP)
-        principal = Principal(user.username, tuple(groups))
+        return Principal(user.username, tuple(groups))
         if not await self._is_allowed(principal, hs.namespace, hs.agent_name):
             raise HandshakeRefused(403, "unauthorized to perform action")
         if not hs.namespace or not await self._namespace_exists(hs.namespace):
