@@ -1,14 +1,17 @@
-"""The pipeline and silencing in action on one backend with two real agents.
+"""The pipeline and silencing in action on a three-node cluster with two real agents.
 
-One ``sensu-backend`` (started with ``--deregistration-handler dereg``) and
-two ``sensu-agent`` processes, ``web-1`` (subscriptions ``linux``, ``web``) and
-``db-1`` (``linux``, ``db``), are shared by the whole module; each test uses
-its own checks and handlers. Results come from the agents, either run by the
-scheduler or posted to an agent's local events API (``POST /events``) when a
-test needs an exact sequence of statuses.
+Three ``sensu-backend`` nodes (started with ``--deregistration-handler
+dereg``) and two ``sensu-agent`` processes, ``web-1`` (subscriptions
+``linux``, ``web``, ``rr``) connected to the second node and ``db-1``
+(``linux``, ``db``, ``rr``) connected to the third, are shared by the whole
+module; the REST API is used through the first node, so every definition and
+silence crosses the cluster before it acts. Each test uses its own checks and
+handlers. Results come from the agents, either run by the scheduler or
+posted to an agent's local events API (``POST /events``) when a test needs an
+exact sequence of statuses.
 
 Handlers are real pipe handlers appending the event JSON to a file, so "the
-handler ran" means a line in that file; "the handler was skipped" means the
+handler ran" means a line in that file; "the handler was skipped" means a
 backend logged that it skipped it for that entity and check, and no line.
 """
 
@@ -27,31 +30,36 @@ import pytest
 import trio
 
 from tests.harness.agent import ADMIN, AgentProcess, Api, ns_path, run_init, wait_until
-from tests.harness.backend import BackendProcess
+from tests.harness.backend import BackendProcess, make_cluster_nodes
 
 from .test_scheduling_cluster import read_events, recorder_command
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 @dataclass
 class Env:
-    node: BackendProcess
+    nodes: list[BackendProcess]
     web: AgentProcess
     db: AgentProcess
     tmp: Path
 
+    @property
+    def api_node(self) -> BackendProcess:
+        return self.nodes[0]
+
     def logs(self) -> str:
-        return "\n".join([self.node.log()[-6000:], self.web.log()[-3000:], self.db.log()[-3000:]])
+        return "\n".join([*(n.log()[-4000:] for n in self.nodes), self.web.log()[-3000:], self.db.log()[-3000:]])
 
     def backend_records(self) -> list[dict[str, Any]]:
         out = []
-        for line in self.node.log().splitlines():
-            if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass
+        for node in self.nodes:
+            for line in node.log().splitlines():
+                if line.startswith("{"):
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        pass
         return out
 
 
@@ -71,33 +79,39 @@ def _sync_wait(what: str, check: Any, timeout: float = 60.0) -> Any:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("pipeline")
-    node = BackendProcess("default", "127.0.0.1", tmp / "node", extra_args=["--deregistration-handler", "dereg"])
-    url = f"ws://{node.host}:{node.agent_port}"
-    web = AgentProcess(tmp, [url], name="web-1", subscriptions=("linux", "web", "rr"))
-    db = AgentProcess(tmp, [url], name="db-1", subscriptions=("linux", "db", "rr"))
-    node.start()
+    nodes = make_cluster_nodes(tmp, 3, extra_args=["--deregistration-handler", "dereg"])
+    web = AgentProcess(tmp, [f"ws://{nodes[1].host}:{nodes[1].agent_port}"], name="web-1",
+                       subscriptions=("linux", "web", "rr"))
+    db = AgentProcess(tmp, [f"ws://{nodes[2].host}:{nodes[2].agent_port}"], name="db-1",
+                      subscriptions=("linux", "db", "rr"))
+    for node in nodes:
+        node.start()
     try:
         with httpx.Client(timeout=5.0) as http:
-            _sync_wait("the backend to be healthy", lambda: http.get(f"{node.api_url}/health").status_code == 200)
-            result = run_init(node.api_url, "--cluster-admin-username", ADMIN[0], "--cluster-admin-password", ADMIN[1])
+            for node in nodes:
+                _sync_wait(f"{node.name} to be healthy", lambda node=node: http.get(
+                    f"{node.api_url}/health").status_code == 200)
+            api_url = nodes[0].api_url
+            result = run_init(api_url, "--cluster-admin-username", ADMIN[0], "--cluster-admin-password", ADMIN[1])
             assert result.returncode == 0, result.stderr
             web.start()
             db.start()
-            token = http.get(f"{node.api_url}/auth", auth=ADMIN).json()["access_token"]
+            token = http.get(f"{api_url}/auth", auth=ADMIN).json()["access_token"]
             for agent in (web, db):
                 _sync_wait(f"{agent.name} to register", lambda agent=agent: http.get(
-                    f"{node.api_url}{ns_path('events', agent.name, 'keepalive')}",
+                    f"{api_url}{ns_path('events', agent.name, 'keepalive')}",
                     headers={"Authorization": f"Bearer {token}"}).status_code == 200)
-        yield Env(node, web, db, tmp)
+        yield Env(nodes, web, db, tmp)
     finally:
         web.stop()
         db.stop()
-        node.stop()
+        for node in nodes:
+            node.stop()
 
 
 @pytest.fixture
 async def api(env: Env, client: httpx.AsyncClient) -> Api:
-    return Api(client, [env.node])
+    return Api(client, [env.api_node])
 
 
 async def put(api: Api, kind: str, name: str, body: dict[str, Any], labels: dict[str, str] | None = None) -> None:
@@ -215,9 +229,9 @@ async def test_seed_silencing_scenario(scenario: str, env: Env, api: Api, client
     out = await recorder(api, env, handler)
     if ending == "expire":
         body = {**body, "expire": 3}
-    r = await client.post(f"{env.node.api_url}/silenced", json=body, auth=ADMIN)
+    r = await client.post(f"{env.api_node.api_url}/silenced", json=body, auth=ADMIN)
     assert r.status_code == 201, r.text
-    listed = (await client.get(f"{env.node.api_url}/silenced", auth=ADMIN)).json()
+    listed = (await client.get(f"{env.api_node.api_url}/silenced", auth=ADMIN)).json()
     assert entry_id in [e["id"] for e in listed], listed
 
     # silenced: marked on the stored event, the handler skipped
@@ -233,12 +247,12 @@ async def test_seed_silencing_scenario(scenario: str, env: Env, api: Api, client
     assert handled(out, agent.name, check) == []
 
     if ending == "clear":
-        r = await client.post(f"{env.node.api_url}/silenced/clear", json={"id": entry_id}, auth=ADMIN)
+        r = await client.post(f"{env.api_node.api_url}/silenced/clear", json={"id": entry_id}, auth=ADMIN)
         assert r.status_code == 204, r.text
     else:  # expire: the entry goes by itself
 
         async def expired() -> bool:
-            entries = (await client.get(f"{env.node.api_url}/silenced", auth=ADMIN)).json()
+            entries = (await client.get(f"{env.api_node.api_url}/silenced", auth=ADMIN)).json()
             return entry_id not in [e["id"] for e in entries]
 
         await wait_until("the entry to expire", expired, env.logs)
@@ -254,7 +268,7 @@ async def test_seed_silencing_scenario(scenario: str, env: Env, api: Api, client
 async def test_expire_on_resolve_entry_is_deleted_by_the_ok_result(env: Env, api: Api,
                                                                     client: httpx.AsyncClient) -> None:
     out = await recorder(api, env, "rec-resolve")
-    r = await client.post(f"{env.node.api_url}/silenced", auth=ADMIN, json={
+    r = await client.post(f"{env.api_node.api_url}/silenced", auth=ADMIN, json={
         "subscription": "client:web-1", "check": "check_ntp", "expire_on_resolve": True})
     assert r.status_code == 201, r.text
     await post_result(client, env.web, "check_ntp", 2, ["rec-resolve"])
@@ -263,7 +277,7 @@ async def test_expire_on_resolve_entry_is_deleted_by_the_ok_result(env: Env, api
     await post_result(client, env.web, "check_ntp", 0, ["rec-resolve"])
 
     async def entry_gone() -> bool:
-        entries = (await client.get(f"{env.node.api_url}/silenced", auth=ADMIN)).json()
+        entries = (await client.get(f"{env.api_node.api_url}/silenced", auth=ADMIN)).json()
         return "client:web-1:check_ntp" not in [e["id"] for e in entries]
 
     await wait_until("the expire_on_resolve entry to be deleted", entry_gone, env.logs)
@@ -396,7 +410,8 @@ async def test_stdin_check_reads_entity_and_check_as_json(env: Env, api: Api) ->
 async def test_deregistration_handler_runs_once_when_an_ephemeral_agent_leaves(env: Env, api: Api,
                                                                                client: httpx.AsyncClient) -> None:
     out = await recorder(api, env, "dereg")
-    agent = AgentProcess(env.tmp, [f"ws://{env.node.host}:{env.node.agent_port}"], name="ephemeral-1",
+    node = env.nodes[2]
+    agent = AgentProcess(env.tmp, [f"ws://{node.host}:{node.agent_port}"], name="ephemeral-1",
                          subscriptions=("linux",), extra_args=["--deregister"])
     agent.start()
     try:
