@@ -28,7 +28,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable
 
 import trio
 
@@ -44,7 +44,7 @@ from cluster.store import Store
 
 from .timers import in_subdue, local_zone, next_cron_fire, next_interval_fire, splay_delays, splay_period
 
-__all__ = ["Schedulerd", "owner_key", "OWNER_TTL_S"]
+__all__ = ["Schedulerd", "owner_key", "preferred_member", "OWNER_TTL_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,13 @@ OWNERS_PREFIX = keys.internal_prefix("schedulers")
 
 def owner_key(namespace: str, check: str) -> str:
     return keys.internal_key("schedulers", namespace, check)
+
+
+def preferred_member(namespace: str, check: str, members: Iterable[str]) -> str:
+    """The member (peer address) that claims ``check`` first: a hash of its name over the sorted members."""
+    ordered = sorted(members)
+    digest = hashlib.sha256(f"{namespace}/{check}".encode()).digest()
+    return ordered[int.from_bytes(digest[:4], "big") % len(ordered)]
 
 
 def _parse_check_key(key: str) -> tuple[str, str] | None:
@@ -179,12 +186,8 @@ class Schedulerd:
     # ------------------------------------------------------------------ ownership
 
     def _preferred(self, ns: str, name: str) -> bool:
-        members = sorted(self._store.raft_status().members)
-        if len(members) <= 1:
-            return True
-        digest = hashlib.sha256(f"{ns}/{name}".encode()).digest()
-        index = int.from_bytes(digest[:4], "big") % len(members)
-        return members[index] == self._store.node.self_address
+        members = self._store.raft_status().members
+        return len(members) <= 1 or preferred_member(ns, name, members) == self._store.node.self_address
 
     async def _claim_loop(self) -> None:
         absent_since: dict[tuple[str, str], float] = {}

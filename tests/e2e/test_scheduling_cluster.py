@@ -5,6 +5,7 @@
   file, once per event;
 * kill -9 the node scheduling that check: another node takes over, the runs
   go on, and no run is doubled (every ``(entity, issued)`` pair appears once);
+* a 5 s check scheduled by the same node skips at most one run across the kill;
 * checks are spread over the nodes, not all scheduled by the Raft leader.
 
 Real ``sensu-backend`` and ``sensu-agent`` processes on loopback; every wait is
@@ -25,7 +26,7 @@ import pytest
 import trio
 
 from backend.resources.storage import decode_dict
-from backend.schedulerd.daemon import owner_key
+from backend.schedulerd.daemon import owner_key, preferred_member
 from tests.harness.agent import AgentProcess, Api, init_backend, ns_path, running_agent, wait_until
 from tests.harness.backend import BackendProcess, Cluster
 
@@ -86,6 +87,16 @@ async def test_check_runs_everywhere_and_survives_killing_its_scheduler(
                              cluster3.logs)
     victim = next(n for n in nodes if n.name == owner)
     survivors = [n for n in nodes if n is not victim]
+    # a 5 s check scheduled by the same node: after the kill, at most one of its runs may be skipped
+    out5 = tmp_path / "handled-5s.jsonl"
+    await put(api, "handlers", "record-5s", {"type": "pipe", "command": recorder_command(out5), "timeout": 10})
+    members = [f"{n.host}:{n.peer_port}" for n in nodes]
+    five = next(f"every-five-{i}" for i in range(1000)
+                if preferred_member("default", f"every-five-{i}", members) == f"{victim.host}:{victim.peer_port}")
+    await put(api, "checks", five, {"command": "echo failing; exit 2", "interval": 5, "subscriptions": ["linux"],
+                                    "publish": True, "handlers": ["record-5s"], "timeout": 5})
+    assert await wait_until(f"a node to schedule {five}", lambda: scheduler_of(client, nodes, five),
+                            cluster3.logs) == victim.name
     # agents sit on the surviving nodes, so what the kill tests is scheduling, not agent failover
     agents = [AgentProcess(tmp_path, [f"ws://{n.host}:{n.agent_port}"], name=f"linux-{i}", subscriptions=("linux",))
               for i, n in enumerate(survivors)]
@@ -102,6 +113,9 @@ async def test_check_runs_everywhere_and_survives_killing_its_scheduler(
                                    *logs) for i in range(6)}
         assert len(spread) >= 2, f"every check scheduled by one node: {spread}"
 
+        await wait_until(f"a run of {five} on each agent before the kill",
+                         lambda: {e["entity"]["metadata"]["name"] for e in read_events(out5)} >= {a.name for a in agents},
+                         *logs)
         killed_at = time.time()
         victim.kill()
 
@@ -122,6 +136,21 @@ async def test_check_runs_everywhere_and_survives_killing_its_scheduler(
 
         await wait_until("five runs on each agent after the kill",
                          lambda: all(len(v) >= 5 for v in runs_after_kill().values()), *logs)
+
+        def five_second_runs() -> dict[str, list[int]]:
+            runs: dict[str, list[int]] = {a.name: [] for a in agents}
+            for e in read_events(out5):
+                runs[e["entity"]["metadata"]["name"]].append(int(e["check"]["issued"]))
+            return {k: sorted(v) for k, v in runs.items()}
+
+        await wait_until(f"two runs of {five} after the kill", lambda: all(
+            len([t for t in v if t > killed_at]) >= 2 for v in five_second_runs().values()), *logs)
+        for agent_name, issued in five_second_runs().items():
+            gaps = [b - a for a, b in zip(issued, issued[1:])]
+            print(f"{five} on {agent_name}: runs {issued}, gaps {gaps}")
+            assert issued and issued[0] < killed_at, f"{five} never ran on {agent_name} before the kill"
+            assert max(gaps) <= 2 * 5 + 1, f"more than one run of {five} skipped on {agent_name}: {gaps}"
+            assert len(issued) == len(set(issued)), f"a run of {five} doubled on {agent_name}"
         first_after = min(min(v) for v in runs_after_kill().values())
         print(f"scheduler {victim.name} killed; {new_owner} owned the check {took_over_after:.1f} s later;"
               f" first run after the kill {first_after - killed_at:.1f} s later")
