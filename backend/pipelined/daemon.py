@@ -26,7 +26,13 @@ from typing import Any, Mapping
 import trio
 
 from backend.eventd.merge import is_silenced
-from backend.pipeline.filters import BUILTIN_FILTERS, builtin_filter_passes, filter_decision, handler_set_expand
+from backend.pipeline.filters import (
+    BUILTIN_FILTERS,
+    HANDLER_SET_MAX_DEPTH,
+    builtin_filter_passes,
+    filter_decision,
+    handler_set_expand,
+)
 from backend.pipeline.jsengine import JSEngine, JSMutatorError, build_event_env
 from backend.resources import keys
 from backend.resources.storage import decode_dict
@@ -103,7 +109,7 @@ class Pipelined:
             log = logger.debug if check == "keepalive" else logger.info
             log("no handlers defined for event", extra={"namespace": ns, "entity": entity, "check": check})
             return []
-        handlers = await self._handlers(ns)
+        handlers = await self._handlers(ns, names)
         expansion = handler_set_expand(names, handlers.get)
         for missing in expansion.missing:
             logger.info("handler does not exist, ignoring", extra={
@@ -112,17 +118,39 @@ class Pipelined:
             logger.error("handler sets cannot be deeply nested", extra={
                 "namespace": ns, "entity": entity, "check": check, "handler": dropped})
         ran: list[str] = []
+        if len(expansion.handlers) == 1:  # the common case: no task or nursery per event
+            await self._workflow(ns, entity, check, expansion.handlers[0], event, ran)
+            return ran
         async with trio.open_nursery() as nursery:
             for handler in expansion.handlers:
                 nursery.start_soon(self._workflow, ns, entity, check, handler, event, ran)
         return sorted(ran)
 
-    async def _handlers(self, ns: str) -> dict[str, dict[str, Any]]:
-        res = await self._store.range(keys.prefix_for("handlers", ns))
+    async def _handlers(self, ns: str, names: list[str]) -> dict[str, dict[str, Any]]:
+        """The named handlers and, through sets, the ones they name (to the nesting limit).
+
+        Reads only those keys rather than every handler of the namespace: this
+        runs once per event.
+        """
         out: dict[str, dict[str, Any]] = {}
-        for kv in res.items:
-            data = decode_dict(kv.value)
-            out[str((data.get("metadata") or {}).get("name") or keys.name_from_key(kv.key))] = data
+        pending = list(names)
+        for _ in range(HANDLER_SET_MAX_DEPTH + 1):
+            following: list[str] = []
+            for name in pending:
+                if name in out:
+                    continue
+                try:
+                    kv = await self._store.get(keys.key_for("handlers", ns, name))
+                except ValueError:  # not a valid name: reported as missing by the expansion
+                    continue
+                if kv is None:
+                    continue
+                data = out[name] = decode_dict(kv.value)
+                if data.get("type") == "set":
+                    following.extend(str(n) for n in data.get("handlers") or ())
+            if not following:
+                break
+            pending = following
         return out
 
     async def _workflow(self, ns: str, entity: str, check: str, handler: Mapping[str, Any],
