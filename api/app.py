@@ -1,24 +1,27 @@
-"""The REST API application: one quart-trio app, routed on the raw path.
+"""The REST API application: a small ASGI callable, routed on the raw path.
 
-Quart's own routing decodes ``%2F`` before matching, which would break asset
-and silence names (api.md §1.1), so a single catch-all Quart route hands every
-request to :class:`~api.router.Router`. For every non-public route the
-dispatcher authenticates first (``Bearer`` or ``Key``); handlers authorize
-explicitly with :meth:`ApiCall.authorize`, because only they know the
-resource, namespace and name. Every exception becomes a response through
-:func:`api.errors.response_for`.
+Why not a framework: every request goes to :class:`~api.router.Router` on the
+raw path anyway (Quart's own routing decodes ``%2F`` before matching, which
+would break asset and silence names, api.md §1.1), and the framework's
+request/response machinery cost about a third of a GET's CPU (docs/
+performance.md). Handlers still build ``quart.Response`` objects (werkzeug's
+response model: headers, status, body), which this module sends over ASGI.
+For every non-public route the dispatcher authenticates first (``Bearer`` or
+``Key``); handlers authorize explicitly with :meth:`ApiCall.authorize`,
+because only they know the resource, namespace and name. Every exception
+becomes a response through :func:`api.errors.response_for`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qsl
 
-from quart import Request, Response, request
-from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.routing import PathConverter
+from quart import Response
+from werkzeug.datastructures import Headers, MultiDict
 
 from .auth import Principal, authenticate
 from .context import ApiContext
@@ -28,20 +31,64 @@ from .metrics import ApiMetrics, render
 from .rbac import require
 from .router import Router, split_raw_path
 
-__all__ = ["create_app", "json_response", "error_response", "ApiCall"]
+__all__ = ["create_app", "json_response", "error_response", "ApiCall", "ApiApp", "ApiRequest"]
 
 logger = logging.getLogger(__name__)
 
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
 json_response = json_body
 
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-class AnyPathConverter(PathConverter):
-    """werkzeug's ``path`` converter, but matching any character (``%0A`` included),
-    so every request reaches our router instead of Quart's HTML 404."""
 
-    regex = "(?s:[^/].*?)"
+class BodyTooLarge(Exception):
+    pass
+
+
+class ApiRequest:
+    """What handlers read of a request; the body is read before dispatch."""
+
+    __slots__ = ("scope", "method", "path", "scheme", "headers", "args", "_body")
+
+    def __init__(self, scope: Scope, body: bytes) -> None:
+        self.scope = scope
+        self.method: str = scope["method"]
+        self.path: str = scope.get("path") or "/"
+        self.scheme: str = scope.get("scheme") or "http"
+        self.headers = Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers") or ()])
+        query = (scope.get("query_string") or b"").decode("latin-1")
+        self.args: MultiDict[str, str] = MultiDict(parse_qsl(query, keep_blank_values=True))
+        self._body = body
+
+    @property
+    def host(self) -> str:
+        host = self.headers.get("Host")
+        if host:
+            return host
+        server = self.scope.get("server")
+        return f"{server[0]}:{server[1]}" if server else "localhost"
+
+    async def get_data(self) -> bytes:
+        return self._body
+
+    async def get_json(self, *, force: bool = True, silent: bool = True) -> Any:
+        try:
+            return json.loads(self._body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            if silent:
+                return None
+            raise
+
+    @property
+    def form(self) -> Awaitable[MultiDict[str, str]]:
+        """``await request.form``: the urlencoded body (as in Quart)."""
+        async def parse() -> MultiDict[str, str]:
+            ctype = self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+            if ctype != "application/x-www-form-urlencoded":
+                return MultiDict()
+            return MultiDict(parse_qsl(self._body.decode("latin-1"), keep_blank_values=True))
+        return parse()
 
 
 class ApiCall:
@@ -49,7 +96,7 @@ class ApiCall:
 
     __slots__ = ("ctx", "request", "principal", "route")
 
-    def __init__(self, ctx: ApiContext, req: Request, principal: Principal | None, route: str) -> None:
+    def __init__(self, ctx: ApiContext, req: ApiRequest, principal: Principal | None, route: str) -> None:
         self.ctx = ctx
         self.request = req
         self.principal = principal
@@ -73,15 +120,10 @@ class ApiCall:
         await require(self.ctx.store, self.principal, verb, resource, namespace, name)
 
     async def body(self) -> bytes:
-        try:
-            return await self.request.get_data()
-        except RequestEntityTooLarge:
-            raise ApiError(413, f"request body exceeds {self.ctx.config.api_request_limit} bytes", CODE_INVALID) from None
+        return await self.request.get_data()
 
     async def json(self, *, allow_empty: bool = False) -> Any:
         """The body parsed as JSON whatever the Content-Type (api.md §1.3)."""
-        import json
-
         raw = await self.body()
         if not raw.strip():
             if allow_empty:
@@ -93,14 +135,101 @@ class ApiCall:
             raise ApiError(400, f"malformed JSON body: {exc}", CODE_INVALID) from None
 
 
-def create_app(ctx: ApiContext) -> QuartTrio:
-    app = QuartTrio(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = ctx.config.api_request_limit
-    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+class ApiApp:
+    """The ASGI application of the REST API (also mounted by the dashboard)."""
+
+    def __init__(self, ctx: ApiContext, router: Router, metrics: ApiMetrics) -> None:
+        self.ctx = ctx
+        self.router = router
+        self.metrics = metrics
+        self.extensions: dict[str, Any] = {"sensu_router": router, "sensu_ctx": ctx}
+        self._limit = int(ctx.config.api_request_limit or 0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        method = scope["method"]
+        try:
+            body = await self._read_body(scope, receive)
+        except BodyTooLarge:
+            resp = error_response(413, f"request body exceeds {self._limit} bytes", CODE_INVALID,
+                                  {"Connection": "close"})
+            self.metrics.observe(method, "unmatched", 413, time.perf_counter() - started)
+            await self._send(send, resp, method)
+            return
+        request = ApiRequest(scope, body)
+        route_name = "unmatched"
+        try:
+            segments = split_raw_path(scope.get("raw_path") or scope.get("path", "/").encode())
+            found = self.router.resolve(segments) if segments is not None else None
+            if found is None:
+                resp = error_response(404, "not found", 2)
+            else:
+                route, params = found
+                route_name = "/" + "/".join(route.pattern)
+                handler = route.methods.get(method)
+                if handler is None and method == "HEAD":
+                    handler = route.methods.get("GET")
+                if handler is None:
+                    resp = Response("", status=405)
+                else:
+                    principal = None
+                    if not route.public:
+                        if method in ("GET", "HEAD"):
+                            await self.ctx.store.sync_reads()
+                        principal = await authenticate(self.ctx.store, request.headers.get("Authorization", ""))
+                    resp = await handler(ApiCall(self.ctx, request, principal, route_name), **params)
+        except Exception as exc:
+            resp = response_for(exc, method=method, path=request.path)
+        self.metrics.observe(method, route_name, resp.status_code, time.perf_counter() - started)
+        await self._send(send, resp, method)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body, read before any answer: hypercorn cannot reuse a
+        keep-alive connection whose request body was left unread, and a
+        401/404/405 is often decided before a handler runs."""
+        for name, value in scope.get("headers") or ():
+            if name == b"content-length":
+                try:
+                    if self._limit and int(value) > self._limit:
+                        raise BodyTooLarge
+                except ValueError:
+                    pass
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # http.disconnect
+                break
+            chunk = message.get("body") or b""
+            size += len(chunk)
+            if self._limit and size > self._limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        return b"".join(chunks)
+
+    @staticmethod
+    async def _send(send: Send, resp: Response, method: str) -> None:
+        body = await resp.get_data()
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()]
+        await send({"type": "http.response.start", "status": resp.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+def create_app(ctx: ApiContext) -> ApiApp:
     router = Router()
     metrics = ApiMetrics()
-    app.extensions["sensu_router"] = router
-    app.extensions["sensu_ctx"] = ctx
     ctx.services.setdefault("api_metrics", metrics)
 
     async def health(call: ApiCall) -> Response:
@@ -145,49 +274,4 @@ def create_app(ctx: ApiContext) -> QuartTrio:
     for register in all_families():
         register(router, ctx)
 
-    async def dispatch(path: str = "") -> Response:
-        started = time.perf_counter()
-        route_name = "unmatched"
-        try:
-            # Read the body before any answer: hypercorn cannot reuse a keep-alive
-            # connection whose request body was left unread (the next request on
-            # it hangs), and a 401/404/405 is often decided before a handler runs.
-            if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-                try:
-                    await request.get_data()
-                except RequestEntityTooLarge:
-                    resp = error_response(413, f"request body exceeds {ctx.config.api_request_limit} bytes",
-                                          CODE_INVALID, {"Connection": "close"})
-                    metrics.observe(request.method, route_name, 413, time.perf_counter() - started)
-                    return resp
-            segments = split_raw_path(request.scope.get("raw_path") or request.path.encode())
-            found = router.resolve(segments) if segments is not None else None
-            if found is None:
-                resp = error_response(404, "not found", 2)
-            else:
-                route, params = found
-                route_name = "/" + "/".join(route.pattern)
-                handler = route.methods.get(request.method)
-                if handler is None and request.method == "HEAD":
-                    handler = route.methods.get("GET")
-                if handler is None:
-                    resp = Response("", status=405)
-                else:
-                    principal = None
-                    if not route.public:
-                        if request.method in ("GET", "HEAD"):
-                            await ctx.store.sync_reads()
-                        principal = await authenticate(ctx.store, request.headers.get("Authorization", ""))
-                    resp = await handler(ApiCall(ctx, request._get_current_object(), principal, route_name), **params)
-        except HTTPException as exc:  # werkzeug's, e.g. body too large while parsing
-            status = exc.code or 400
-            resp = error_response(status, exc.description or "bad request", CODE_INVALID)
-        except Exception as exc:
-            resp = response_for(exc, method=request.method, path=request.path)
-        metrics.observe(request.method, route_name, resp.status_code, time.perf_counter() - started)
-        return resp
-
-    app.add_url_rule("/", "root", dispatch, methods=ALL_METHODS, defaults={"path": ""}, strict_slashes=False)
-    app.url_map.converters["anypath"] = AnyPathConverter
-    app.add_url_rule("/<anypath:path>", "dispatch", dispatch, methods=ALL_METHODS, strict_slashes=False)
-    return app
+    return ApiApp(ctx, router, metrics)

@@ -17,7 +17,7 @@ from typing import Any
 
 import bcrypt
 import trio
-from quart import Response, request
+from quart import Response
 
 from backend.resources.meta import USERNAME_RE
 from backend.seed import AGENT_PASSWORD, INITIALIZED_KEY, seed_operations
@@ -49,12 +49,12 @@ def _hash(password: str) -> str:
 
 def register_bootstrap(router, ctx: ApiContext) -> None:  # type: ignore[no-untyped-def]
     async def init(call: Any) -> Response:
-        client = request.scope.get("client")
+        client = call.request.scope.get("client")
         if not _is_loopback(client[0] if client else None):
             return error_response(403, "init is only accepted from the backend's own host", 4)
         if (await ctx.store.get(INITIALIZED_KEY, linearizable=True)) is not None:
             return error_response(409, ALREADY_INITIALIZED, 3)
-        body = await request.get_json(force=True, silent=True)
+        body = await call.request.get_json(force=True, silent=True)
         if not isinstance(body, dict):
             return error_response(400, "expected a JSON object with username and password", 1)
         username = body.get("username")

@@ -4,14 +4,20 @@ A request is allowed when a ClusterRoleBinding (anywhere) or a RoleBinding (in
 the request's namespace) names the caller or one of its groups, and a rule of
 the bound role matches verb, resource and name. The bindings are re-read from
 the local store on each check, so a change made through any node applies at
-once on every node (reads are local and cheap).
+once on every node (reads are local and cheap). Decoding them is not cheap,
+so decoded objects are kept per ``(key, mod_revision)``: a changed binding
+has a new revision and is decoded again.
 """
 
 from __future__ import annotations
 
+import weakref
+from typing import Any, TypeVar
+
 from backend.resources import ClusterRole, ClusterRoleBinding, Role, RoleBinding, keys
 from backend.resources.rbac import Rule
 from backend.resources.storage import decode
+from cluster.statemachine import KeyValue
 from cluster.store import Store
 
 from .auth import Principal
@@ -21,6 +27,25 @@ __all__ = ["is_allowed", "require", "VERB_FOR_METHOD"]
 
 VERB_FOR_METHOD = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "update",
                    "DELETE": "delete"}
+
+
+T = TypeVar("T")
+_DECODED_MAX = 4096
+_decoded: "weakref.WeakKeyDictionary[Store, dict[tuple[str, int], Any]]" = weakref.WeakKeyDictionary()
+
+
+def _decode(store: Store, cls: type[T], kv: KeyValue) -> T:
+    """``decode(cls, kv.value)``, remembered per key and revision (objects are only read here)."""
+    cache = _decoded.get(store)
+    if cache is None:
+        cache = _decoded[store] = {}
+    ident = (kv.key, kv.mod_revision)
+    obj = cache.get(ident)
+    if obj is None:
+        if len(cache) >= _DECODED_MAX:
+            cache.clear()
+        obj = cache[ident] = decode(cls, kv.value)
+    return obj  # type: ignore[no-any-return]
 
 
 def _subject_matches(subjects: list | None, principal: Principal) -> bool:  # type: ignore[type-arg]
@@ -38,13 +63,13 @@ def _rules_allow(rules: list[Rule] | None, verb: str, resource: str, name: str) 
 
 async def _cluster_role(store: Store, name: str) -> ClusterRole | None:
     kv = await store.get(keys.key_for("clusterroles", None, name))
-    return decode(ClusterRole, kv.value) if kv else None
+    return _decode(store, ClusterRole, kv) if kv else None
 
 
 async def is_allowed(store: Store, principal: Principal, verb: str, resource: str, namespace: str = "",
                      name: str = "") -> bool:
     for kv in (await store.range(keys.prefix_for("clusterrolebindings"))).items:
-        binding = decode(ClusterRoleBinding, kv.value)
+        binding = _decode(store, ClusterRoleBinding, kv)
         if not _subject_matches(binding.subjects, principal):
             continue
         role = await _cluster_role(store, binding.role_ref.name)
@@ -53,14 +78,14 @@ async def is_allowed(store: Store, principal: Principal, verb: str, resource: st
     if not namespace:
         return False
     for kv in (await store.range(keys.prefix_for("rolebindings", namespace))).items:
-        rb = decode(RoleBinding, kv.value)
+        rb = _decode(store, RoleBinding, kv)
         if not _subject_matches(rb.subjects, principal):
             continue
         if rb.role_ref.type == "ClusterRole":
             rules = (await _cluster_role(store, rb.role_ref.name) or ClusterRole()).rules
         else:
             rkv = await store.get(keys.key_for("roles", namespace, rb.role_ref.name))
-            rules = decode(Role, rkv.value).rules if rkv else None
+            rules = _decode(store, Role, rkv).rules if rkv else None
         if _rules_allow(rules, verb, resource, name):
             return True
     return False
