@@ -1,11 +1,16 @@
-"""The REST API application: a small ASGI callable, routed on the raw path.
+"""The REST API application: a quart-trio app whose HTTP requests take a short path.
 
-Why not a framework: every request goes to :class:`~api.router.Router` on the
-raw path anyway (Quart's own routing decodes ``%2F`` before matching, which
-would break asset and silence names, api.md §1.1), and the framework's
-request/response machinery cost about a third of a GET's CPU (docs/
-performance.md). Handlers still build ``quart.Response`` objects (werkzeug's
-response model: headers, status, body), which this module sends over ASGI.
+The app is a :class:`~quart_trio.QuartTrio` instance served by hypercorn
+(lifespan, configuration and the ASGI entry point are Quart's). Its HTTP
+requests go through :class:`ApiDispatch`, installed with Quart's documented
+middleware hook (``app.asgi_app = middleware(app.asgi_app)``), straight to
+:class:`~api.router.Router` on the raw path. Why: Quart's own routing decodes
+``%2F`` before matching, which would break asset and silence names (api.md
+§1.1), so every request went to our router through one catch-all route
+anyway, and Quart's per-request machinery (request context, werkzeug request
+parsing, response wrapping) cost about a third of a GET's CPU (docs/
+performance.md). Handlers still build ``quart.Response`` objects, which the
+dispatcher sends over ASGI.
 For every non-public route the dispatcher authenticates first (``Bearer`` or
 ``Key``); handlers authorize explicitly with :meth:`ApiCall.authorize`,
 because only they know the resource, namespace and name. Every exception
@@ -21,6 +26,7 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from quart import Response
+from quart_trio import QuartTrio
 from werkzeug.datastructures import Headers, MultiDict
 
 from .auth import Principal, authenticate
@@ -31,7 +37,7 @@ from .metrics import ApiMetrics, render
 from .rbac import require
 from .router import Router, split_raw_path
 
-__all__ = ["create_app", "json_response", "error_response", "ApiCall", "ApiApp", "ApiRequest"]
+__all__ = ["create_app", "json_response", "error_response", "ApiCall", "ApiDispatch", "ApiRequest"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,26 +141,20 @@ class ApiCall:
             raise ApiError(400, f"malformed JSON body: {exc}", CODE_INVALID) from None
 
 
-class ApiApp:
-    """The ASGI application of the REST API (also mounted by the dashboard)."""
+class ApiDispatch:
+    """ASGI middleware around the Quart app: HTTP requests to the router, the rest to Quart."""
 
-    def __init__(self, ctx: ApiContext, router: Router, metrics: ApiMetrics) -> None:
+    def __init__(self, inner: Callable[[Scope, Receive, Send], Awaitable[None]], ctx: ApiContext, router: Router,
+                 metrics: ApiMetrics) -> None:
+        self.inner = inner
         self.ctx = ctx
         self.router = router
         self.metrics = metrics
-        self.extensions: dict[str, Any] = {"sensu_router": router, "sensu_ctx": ctx}
         self._limit = int(ctx.config.api_request_limit or 0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # lifespan (and websockets, which the API has none of): Quart's
+            await self.inner(scope, receive, send)
             return
         started = time.perf_counter()
         method = scope["method"]
@@ -227,9 +227,13 @@ class ApiApp:
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
 
-def create_app(ctx: ApiContext) -> ApiApp:
+def create_app(ctx: ApiContext) -> QuartTrio:
+    app = QuartTrio(__name__)
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     router = Router()
     metrics = ApiMetrics()
+    app.extensions["sensu_router"] = router
+    app.extensions["sensu_ctx"] = ctx
     ctx.services.setdefault("api_metrics", metrics)
 
     async def health(call: ApiCall) -> Response:
@@ -274,4 +278,5 @@ def create_app(ctx: ApiContext) -> ApiApp:
     for register in all_families():
         register(router, ctx)
 
-    return ApiApp(ctx, router, metrics)
+    app.asgi_app = ApiDispatch(app.asgi_app, ctx, router, metrics)  # type: ignore[method-assign]
+    return app
