@@ -147,11 +147,6 @@ class AgentAuthenticator:
         if SYSTEM_USERS_GROUP not in groups:
             groups.append(SYSTEM_USERS_GROUP)
         return Principal(user.username, tuple(groups))
-        if not await self._is_allowed(principal, hs.namespace, hs.agent_name):
-            raise HandshakeRefused(403, "unauthorized to perform action")
-        if not hs.namespace or not await self._namespace_exists(hs.namespace):
-            raise HandshakeRefused(404, f'namespace "{hs.namespace}" not found')
-        return principal
 
     async def _namespace_exists(self, namespace: str) -> bool:
         try:

@@ -112,9 +112,9 @@ class RecordingPipelineHook:
     async def _record(self, event: dict[str, Any]) -> None:
         check = event.get("check") or {}
         check_name = str((check.get("metadata") or {}).get("name") or "")
-        if check_name == "deregistration":
-            pass
-        elif check_name != "keepalive" or not (is_incident(event) or is_resolution(event)):
+        recorded = check_name == "deregistration" or (
+            check_name == "keepalive" and (is_incident(event) or is_resolution(event)))
+        if not check or not recorded:
             return
         entity = event.get("entity") or {}
         ns = str((entity.get("metadata") or {}).get("namespace") or (event.get("metadata") or {}).get("namespace") or "")

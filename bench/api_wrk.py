@@ -1,0 +1,117 @@
+"""GET throughput of the REST API with wrk (a C load generator) instead of httpx.
+
+Why a second API bench: with 64 connections, ``bench/api.py``'s httpx clients
+need ~1.9 ms of CPU per request, more than the server, so on a 2-core machine
+they take most of the CPU and the server is measured starved. wrk costs a
+small fraction of that, which leaves the cores to the backend.
+
+Starts the backends with ``bench/api.py``'s helpers (one node, or three with
+the connections dealt over the nodes by one wrk per node), seeds the check,
+and runs ``wrk -t2 -c<clients> -d<seconds>s --latency`` with the admin's Bearer
+token against ``GET /api/core/v2/namespaces/default/checks/bench-check``.
+Prints requests/s, p50/p99 (wrk's latency distribution) and the server CPU
+per request. Needs Debian's ``wrk`` (``apt-get install wrk``).
+
+Usage::
+
+    .venv/bin/python bench/api_wrk.py --nodes 1 3 --clients 16 64 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from api import CHECK_PATH, idle_server_cpu, login_and_seed, proc_cpu_seconds, start_backends  # noqa: E402
+
+_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+def run_wrk(url: str, token: str, clients: int, seconds: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "5s",
+                             "-H", f"Authorization: Bearer {token}", url],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def parse(output: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for label, key in (("50%", "p50_ms"), ("99%", "p99_ms")):
+        m = re.search(rf"^\s+{re.escape(label)}\s+(\S+)", output, re.M)
+        out[key] = _ms(m.group(1)) if m else float("nan")
+    m = re.search(r"^\s*(\d+) requests in", output, re.M)
+    out["requests"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    out["errors"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    out["socket_errors"] = float(sum(int(g) for g in m.groups())) if m else 0.0
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--clients", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    rows = []
+    for count in args.nodes:
+        root = Path(tempfile.mkdtemp(prefix="bench-api-wrk-"))
+        nodes = start_backends(count, root)
+        try:
+            idle = idle_server_cpu(nodes)
+            for clients in args.clients:
+                token = login_and_seed(nodes)
+                per = [clients // count + (1 if i < clients % count else 0) for i in range(count)]
+                cpu0 = sum(proc_cpu_seconds(n.proc.pid) for n in nodes)
+                t0 = time.perf_counter()
+                procs = [run_wrk(n.api_url + CHECK_PATH, token, c, args.seconds) for n, c in zip(nodes, per) if c]
+                outputs = [p.communicate(timeout=args.seconds + 60)[0] for p in procs]
+                dt = time.perf_counter() - t0
+                cpu = sum(proc_cpu_seconds(n.proc.pid) for n in nodes) - cpu0 - idle * dt
+                parsed = [parse(o) for o in outputs]
+                requests = sum(p["requests"] for p in parsed)
+                row = {
+                    "nodes": count, "clients": clients,
+                    "req_per_s": round(requests / args.seconds),
+                    "p50_ms": round(max(p["p50_ms"] for p in parsed), 2),
+                    "p99_ms": round(max(p["p99_ms"] for p in parsed), 2),
+                    "errors": int(sum(p["errors"] + p["socket_errors"] for p in parsed)),
+                    "server_cpu_cores": round(cpu / dt, 2),
+                    "server_cpu_ms_per_req": round(cpu / max(1.0, requests) * 1e3, 2),
+                }
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+        finally:
+            for n in nodes:
+                n.stop()
+            shutil.rmtree(root, ignore_errors=True)
+    cols = ["nodes", "clients", "req_per_s", "p50_ms", "p99_ms", "errors", "server_cpu_cores", "server_cpu_ms_per_req"]
+    print()
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
