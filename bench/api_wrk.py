@@ -46,7 +46,7 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(url: str, token: str, clients: int, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "5s",
+    return subprocess.Popen(["wrk", "-t2", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s",
                              "-H", f"Authorization: Bearer {token}", url],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -89,6 +89,8 @@ def main() -> None:
                 dt = time.perf_counter() - t0
                 cpu = sum(proc_cpu_seconds(n.proc.pid) for n in nodes) - cpu0 - idle * dt
                 parsed = [parse(o) for o in outputs]
+                if not any(p["requests"] for p in parsed):
+                    print(outputs[0], file=sys.stderr)
                 requests = sum(p["requests"] for p in parsed)
                 row = {
                     "nodes": count, "clients": clients,
