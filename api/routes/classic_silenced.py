@@ -48,7 +48,6 @@ from ..auth import SYSTEM_USERS_GROUP, Principal, authenticate, check_password
 from ..errors import ApiError, json_body
 from ..router import Router
 from .auth import basic_credentials
-from .users import drained
 
 __all__ = ["register", "classic_entry", "REALM_HEADER"]
 
@@ -121,7 +120,7 @@ def _classic(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Await
     wrapped.__qualname__ = handler.__qualname__
     wrapped.__doc__ = handler.__doc__
     wrapped.__module__ = handler.__module__
-    return drained(wrapped)  # see users.drained: answer only once the body is read
+    return wrapped
 
 
 # ---------------------------------------------------------------------- shape and storage

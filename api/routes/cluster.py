@@ -53,7 +53,6 @@ from ..app import ApiCall
 from ..errors import CODE_DEADLINE, CODE_EXISTS, CODE_INTERNAL, CODE_INVALID, CODE_NOT_FOUND, ApiError, json_body, response_for
 from ..health import cluster_members
 from ..router import Router
-from .users import drained
 
 __all__ = ["register", "member_list_payload", "CLUSTER_RESOURCE"]
 
@@ -234,6 +233,6 @@ async def cluster_id(call: ApiCall) -> Response:
 
 
 def register(router: Router, ctx: object) -> None:
-    router.add(MEMBERS_PATH, {"GET": drained(list_members), "POST": drained(add_member)})
-    router.add(f"{MEMBERS_PATH}/{{hexid}}", {"PUT": drained(update_member), "DELETE": drained(remove_member)})
-    router.add(ID_PATH, {"GET": drained(cluster_id)})
+    router.add(MEMBERS_PATH, {"GET": list_members, "POST": add_member})
+    router.add(f"{MEMBERS_PATH}/{{hexid}}", {"PUT": update_member, "DELETE": remove_member})
+    router.add(ID_PATH, {"GET": cluster_id})

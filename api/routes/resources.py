@@ -26,7 +26,6 @@ kinder to namespace admins and leaks nothing they could not list one namespace a
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import random
 import time
@@ -65,7 +64,6 @@ __all__ = [
     "check_uri_meta",
     "create_object",
     "created",
-    "drained",
     "etag_for",
     "list_page",
     "list_query",
@@ -477,26 +475,9 @@ class Crud:
             add_routes(router, f"{API}/{self.collection}/{{name}}", item)
 
 
-def drained(handler: Handler) -> Handler:
-    """``handler``, after reading the whole request body.
-
-    Why: answering (403, 400, ...) without reading the body sometimes stalls the next
-    request on the same keep-alive connection (hypercorn + quart-trio; observed on about
-    one in four such answers). The body is cached, so handlers still get it from
-    ``call.json()``.
-    """
-
-    @functools.wraps(handler)
-    async def read_body_first(call: ApiCall, **params: str) -> Any:
-        await call.body()
-        return await handler(call, **params)
-
-    return read_body_first
-
-
 def add_routes(router: Router, path: str, methods: dict[str, Handler], *, public: bool = False) -> None:
-    """``router.add`` with every handler wrapped by :func:`drained`."""
-    router.add(path, {method: drained(handler) for method, handler in methods.items()}, public=public)
+    """``router.add`` for one resource path (the dispatcher reads every body before routing)."""
+    router.add(path, dict(methods), public=public)
 
 
 def verb_for(call: ApiCall, *, named: bool) -> str:

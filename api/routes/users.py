@@ -49,7 +49,7 @@ from ..rbac import is_allowed
 from ..router import Router
 from ..selectors import compile_selector, join_selectors
 
-__all__ = ["register", "revoke_sessions", "etag_of", "merge_patch", "drained"]
+__all__ = ["register", "revoke_sessions", "etag_of", "merge_patch"]
 
 USERS_PATH = "/api/core/v2/users"
 APIKEYS_PATH = "/api/core/v2/apikeys"
@@ -62,35 +62,6 @@ _APIKEYS: ResourceType[Any] = resource_type("apikeys")
 
 
 # ---------------------------------------------------------------------- helpers shared by both families
-
-
-def drained(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
-    """Read whatever request body is left before answering, even on an early 401/403/404.
-
-    Why: quart-trio cancels its body reader as soon as the response is sent; when
-    a handler answers before the client's body has arrived, the keep-alive
-    connection intermittently hangs, and the client's *next* request on it times
-    out (seen in about 1 of 6 tries: POST with a body answered 403, then a GET).
-    Draining first avoids it. This belongs in ``api/app.py``'s dispatcher, for
-    every route; until it is there, this family and the cluster and classic
-    silencing families wrap their handlers with it.
-    """
-
-    async def wrapped(call: ApiCall, **params: str) -> Response:
-        try:
-            return await handler(call, **params)
-        finally:
-            try:
-                await call.body()
-            except ApiError:  # too large: the answer already says what went wrong
-                pass
-
-    wrapped.__name__ = handler.__name__
-    wrapped.__qualname__ = handler.__qualname__
-    wrapped.__doc__ = handler.__doc__
-    wrapped.__module__ = handler.__module__
-    return wrapped
-
 
 
 def etag_of(wire: dict[str, Any]) -> str:
@@ -532,7 +503,7 @@ async def patch_apikey(call: ApiCall, key: str) -> Response:
 
 def register(router: Router, ctx: object) -> None:
     def add(path: str, methods: dict[str, Callable[..., Awaitable[Response]]]) -> None:
-        router.add(path, {m: drained(h) for m, h in methods.items()})
+        router.add(path, dict(methods))
 
     add(USERS_PATH, {"GET": list_users, "POST": create_user})
     add(f"{USERS_PATH}/{{name}}", {"GET": get_user, "PUT": put_user, "DELETE": disable_user})

@@ -340,8 +340,7 @@ async def test_view_user_is_denied_writes(single_node: BackendProcess, client: h
             ("PUT", f"{base}/api/core/v2/namespaces/default/checks/c1",
              {"metadata": {"name": "c1", "namespace": "default"}, "command": "true", "interval": 60}),
             ("DELETE", f"{base}/api/core/v2/namespaces/default/checks/c1", None)):
-        # Connection: close — a route that answers before reading the body can hang the
-        # keep-alive connection for the next request (see api/routes/users.py::drained)
+        # Connection: close — one fresh connection per refused request
         r = await client.request(method, url, json=body, headers={**v, "Connection": "close"})
         assert r.status_code in (403, 404), (method, url, r.status_code, r.text)
     # nothing was written
