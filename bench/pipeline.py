@@ -51,17 +51,12 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from agents import cpu_s, percentile, rss_kb  # noqa: E402  (shared with the agents benchmark)
 
 SUSTAINED_FRACTION = 0.97
 P99_TARGET_MS = 250.0
-
-
-def percentile(values: list[float], p: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = min(len(values) - 1, max(0, int(round(p / 100.0 * (len(values) - 1)))))
-    return values[k]
 
 
 # ---------------------------------------------------------------------------- sink process
@@ -285,17 +280,7 @@ class Child:
 
 
 def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return rss_kb(pid) / 1024
 
 
 def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
