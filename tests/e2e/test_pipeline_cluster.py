@@ -29,10 +29,19 @@ import httpx
 import pytest
 import trio
 
-from tests.harness.agent import ADMIN, AgentProcess, Api, ns_path, run_init, wait_until
+from tests.harness.agent import (
+    ADMIN,
+    AgentProcess,
+    Api,
+    ns_path,
+    put_resource,
+    read_events,
+    recorder_command,
+    run_init,
+    wait_until,
+)
 from tests.harness.backend import BackendProcess, make_cluster_nodes
 
-from .test_scheduling_cluster import read_events, recorder_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -114,12 +123,6 @@ async def api(env: Env, client: httpx.AsyncClient) -> Api:
     return Api(client, [env.api_node])
 
 
-async def put(api: Api, kind: str, name: str, body: dict[str, Any], labels: dict[str, str] | None = None) -> None:
-    body = {"metadata": {"name": name, "namespace": "default", "labels": labels or {}}, **body}
-    r = await api.request("PUT", ns_path(kind, name), json=body)
-    assert r is not None and r.status_code in (200, 201), (kind, name, r.text if r is not None else "no answer")
-
-
 async def delete(api: Api, kind: str, name: str) -> None:
     await api.request("DELETE", ns_path(kind, name))
 
@@ -127,7 +130,7 @@ async def delete(api: Api, kind: str, name: str) -> None:
 async def recorder(api: Api, env: Env, name: str, **extra: Any) -> Path:
     """A pipe handler ``name`` appending each event to its own file; returns the file."""
     path = env.tmp / f"{name}.jsonl"
-    await put(api, "handlers", name, {"type": "pipe", "command": recorder_command(path), "timeout": 10, **extra})
+    await put_resource(api, "handlers", name, {"type": "pipe", "command": recorder_command(path), "timeout": 10, **extra})
     return path
 
 
@@ -162,10 +165,10 @@ async def test_first_occurrence_filter_deny_filter_and_set_fan_out(env: Env, api
     first = await recorder(api, env, "first-only", filters=["first-occurrence"])
     denied = await recorder(api, env, "denied", filters=["deny-critical"])
     every = await recorder(api, env, "every")
-    await put(api, "filters", "first-occurrence", {"action": "allow", "expressions": ["event.check.occurrences == 1"]})
-    await put(api, "filters", "deny-critical", {"action": "deny", "expressions": ["event.check.status == 2"]})
-    await put(api, "handlers", "fan-out", {"type": "set", "handlers": ["first-only", "denied", "every"]})
-    await put(api, "checks", "failing-web", {"command": "echo down; exit 2", "interval": 1, "subscriptions": ["web"],
+    await put_resource(api, "filters", "first-occurrence", {"action": "allow", "expressions": ["event.check.occurrences == 1"]})
+    await put_resource(api, "filters", "deny-critical", {"action": "deny", "expressions": ["event.check.status == 2"]})
+    await put_resource(api, "handlers", "fan-out", {"type": "set", "handlers": ["first-only", "denied", "every"]})
+    await put_resource(api, "checks", "failing-web", {"command": "echo down; exit 2", "interval": 1, "subscriptions": ["web"],
                                              "publish": True, "handlers": ["fan-out"], "timeout": 5})
     try:
         await wait_until("four failures through the set handler",
@@ -182,7 +185,7 @@ async def test_first_occurrence_filter_deny_filter_and_set_fan_out(env: Env, api
 
 async def test_a_hung_handler_is_killed_at_its_timeout(env: Env, api: Api, client: httpx.AsyncClient) -> None:
     pidfile = env.tmp / "hung.pid"
-    await put(api, "handlers", "hangs", {"type": "pipe", "timeout": 2,
+    await put_resource(api, "handlers", "hangs", {"type": "pipe", "timeout": 2,
                                          "command": f"echo $$ > {pidfile}; exec sleep 600"})
     await post_result(client, env.web, "hang-check", 2, ["hangs"])
     pid = int(await wait_until("the handler to start", lambda: pidfile.exists() and pidfile.read_text().strip(),
@@ -289,7 +292,7 @@ async def test_expire_on_resolve_entry_is_deleted_by_the_ok_result(env: Env, api
 
 async def test_a_silence_beginning_later_does_not_silence_yet(env: Env, api: Api, client: httpx.AsyncClient) -> None:
     out = await recorder(api, env, "rec-later")
-    await put(api, "silenced", "entity:web-1:later", {"subscription": "entity:web-1", "check": "later",
+    await put_resource(api, "silenced", "entity:web-1:later", {"subscription": "entity:web-1", "check": "later",
                                                       "begin": int(time.time()) + 3600, "reason": "maintenance"})
     await post_result(client, env.web, "later", 2, ["rec-later"])
     events = await wait_until("the handler to run", lambda: handled(out, "web-1", "later"), env.logs)
@@ -298,7 +301,7 @@ async def test_a_silence_beginning_later_does_not_silence_yet(env: Env, api: Api
 
 async def test_a_silenced_event_reaches_a_handler_that_opts_out(env: Env, api: Api, client: httpx.AsyncClient) -> None:
     out = await recorder(api, env, "rec-anyway", handle_silenced=True)
-    await put(api, "silenced", "entity:db-1:anyway", {"subscription": "entity:db-1", "check": "anyway"})
+    await put_resource(api, "silenced", "entity:db-1:anyway", {"subscription": "entity:db-1", "check": "anyway"})
     await post_result(client, env.db, "anyway", 2, ["rec-anyway"])
     events = await wait_until("the opted-out handler to run", lambda: handled(out, "db-1", "anyway"), env.logs)
     assert events[0]["check"]["is_silenced"] is True
@@ -356,7 +359,7 @@ async def test_a_ttl_check_raises_an_event_when_results_stop(env: Env, api: Api,
 
 async def test_round_robin_runs_on_one_agent_per_run_rotating(env: Env, api: Api) -> None:
     out = await recorder(api, env, "rec-rr")
-    await put(api, "checks", "rr-check", {"command": "echo rr; exit 1", "interval": 1, "subscriptions": ["rr"],
+    await put_resource(api, "checks", "rr-check", {"command": "echo rr; exit 1", "interval": 1, "subscriptions": ["rr"],
                                           "publish": True, "round_robin": True, "handlers": ["rec-rr"]})
     try:
         await wait_until("six round-robin runs", lambda: len(read_events(out)) >= 6, env.logs)
@@ -374,8 +377,8 @@ async def test_round_robin_runs_on_one_agent_per_run_rotating(env: Env, api: Api
 async def test_proxy_check_runs_once_per_matching_entity(env: Env, api: Api) -> None:
     out = await recorder(api, env, "rec-proxy")
     for name, kind in (("router-1", "router"), ("router-2", "router"), ("printer-1", "printer")):
-        await put(api, "entities", name, {"entity_class": "proxy"}, labels={"kind": kind})
-    await put(api, "checks", "ping-routers", {
+        await put_resource(api, "entities", name, {"entity_class": "proxy"}, labels={"kind": kind})
+    await put_resource(api, "checks", "ping-routers", {
         "command": "echo pinging {{ .name }}; exit 2", "interval": 2, "subscriptions": ["web"], "publish": True,
         "handlers": ["rec-proxy"], "proxy_requests": {"entity_attributes": ["entity.labels.kind == 'router'"],
                                                       "splay": True, "splay_coverage": 50}})
@@ -392,7 +395,7 @@ async def test_proxy_check_runs_once_per_matching_entity(env: Env, api: Api) -> 
 
 
 async def test_stdin_check_reads_entity_and_check_as_json(env: Env, api: Api) -> None:
-    await put(api, "checks", "reads-stdin", {"command": "cat", "interval": 1, "subscriptions": ["entity:web-1"],
+    await put_resource(api, "checks", "reads-stdin", {"command": "cat", "interval": 1, "subscriptions": ["entity:web-1"],
                                              "publish": True, "stdin": True})
     try:
         event = await wait_until("the stdin check result", lambda: stored_event(api, "web-1", "reads-stdin"),

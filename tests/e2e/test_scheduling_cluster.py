@@ -15,35 +15,28 @@ bounded; every process is killed in ``finally``.
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import trio
 
 from backend.resources.storage import decode_dict
 from backend.schedulerd.daemon import owner_key, preferred_member
-from tests.harness.agent import AgentProcess, Api, init_backend, ns_path, running_agent, wait_until
+from tests.harness.agent import (
+    AgentProcess,
+    Api,
+    init_backend,
+    put_resource,
+    read_events,
+    recorder_command,
+    running_agent,
+    wait_until,
+)
 from tests.harness.backend import BackendProcess, Cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-
-def recorder_command(path: Path) -> str:
-    """A pipe handler command appending the event JSON as one line (flock keeps lines whole)."""
-    return f"flock {path}.lock -c 'cat >> {path}; echo >> {path}'"
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 async def scheduler_of(client: httpx.AsyncClient, nodes: list[BackendProcess], check: str) -> str | None:
@@ -62,25 +55,19 @@ async def scheduler_of(client: httpx.AsyncClient, nodes: list[BackendProcess], c
     return None
 
 
-async def put(api: Api, kind: str, name: str, body: dict[str, Any]) -> None:
-    body = {"metadata": {"name": name, "namespace": "default"}, **body}
-    r = await api.request("PUT", ns_path(kind, name), json=body)
-    assert r is not None and r.status_code in (200, 201), (kind, name, r.text if r is not None else "no node answered")
-
-
 async def test_check_runs_everywhere_and_survives_killing_its_scheduler(
         cluster3: Cluster, client: httpx.AsyncClient, tmp_path: Path) -> None:
     nodes = cluster3.nodes
     await init_backend(nodes[0])
     api = Api(client, nodes)
     out = tmp_path / "handled.jsonl"
-    await put(api, "handlers", "record", {"type": "pipe", "command": recorder_command(out), "timeout": 10})
-    await put(api, "checks", "every-second", {
+    await put_resource(api, "handlers", "record", {"type": "pipe", "command": recorder_command(out), "timeout": 10})
+    await put_resource(api, "checks", "every-second", {
         "command": "echo failing; exit 2", "interval": 1, "subscriptions": ["linux"], "publish": True,
         "handlers": ["record"], "timeout": 5})
     # spare checks nobody subscribes to: only to see where the scheduler puts them
     for i in range(6):
-        await put(api, "checks", f"spread-{i}", {"command": "true", "interval": 60, "subscriptions": ["nobody"],
+        await put_resource(api, "checks", f"spread-{i}", {"command": "true", "interval": 60, "subscriptions": ["nobody"],
                                                  "publish": True})
 
     owner = await wait_until("a node to schedule the check", lambda: scheduler_of(client, nodes, "every-second"),
@@ -89,11 +76,11 @@ async def test_check_runs_everywhere_and_survives_killing_its_scheduler(
     survivors = [n for n in nodes if n is not victim]
     # a 5 s check scheduled by the same node: after the kill, at most one of its runs may be skipped
     out5 = tmp_path / "handled-5s.jsonl"
-    await put(api, "handlers", "record-5s", {"type": "pipe", "command": recorder_command(out5), "timeout": 10})
+    await put_resource(api, "handlers", "record-5s", {"type": "pipe", "command": recorder_command(out5), "timeout": 10})
     members = [f"{n.host}:{n.peer_port}" for n in nodes]
     five = next(f"every-five-{i}" for i in range(1000)
                 if preferred_member("default", f"every-five-{i}", members) == f"{victim.host}:{victim.peer_port}")
-    await put(api, "checks", five, {"command": "echo failing; exit 2", "interval": 5, "subscriptions": ["linux"],
+    await put_resource(api, "checks", five, {"command": "echo failing; exit 2", "interval": 5, "subscriptions": ["linux"],
                                     "publish": True, "handlers": ["record-5s"], "timeout": 5})
     assert await wait_until(f"a node to schedule {five}", lambda: scheduler_of(client, nodes, five),
                             cluster3.logs) == victim.name
@@ -155,8 +142,7 @@ async def test_check_runs_everywhere_and_survives_killing_its_scheduler(
         print(f"scheduler {victim.name} killed; {new_owner} owned the check {took_over_after:.1f} s later;"
               f" first run after the kill {first_after - killed_at:.1f} s later")
 
-    await trio.sleep(1.5)  # let the last handler invocations finish writing
-    events = read_events(out)
+    events = read_events(out)  # complete lines only; a handler still writing adds nothing that could hide a double
     per_run = Counter((e["entity"]["metadata"]["name"], int(e["check"]["issued"])) for e in events)
     doubled = {k: v for k, v in per_run.items() if v > 1}
     assert not doubled, f"runs doubled: {doubled}"

@@ -180,3 +180,26 @@ class Api:
 
 def ns_path(*parts: str) -> str:
     return "/api/core/v2/namespaces/default/" + "/".join(parts)
+
+
+async def put_resource(api: Api, kind: str, name: str, body: dict[str, Any],
+                       labels: dict[str, str] | None = None) -> None:
+    """PUT a namespaced core/v2 resource in ``default``; fails the test unless it is stored."""
+    body = {"metadata": {"name": name, "namespace": "default", "labels": labels or {}}, **body}
+    r = await api.request("PUT", ns_path(kind, name), json=body)
+    assert r is not None and r.status_code in (200, 201), (kind, name, r.text if r is not None else "no node answered")
+
+
+def recorder_command(path: Path) -> str:
+    """A pipe handler command appending the event JSON as one line (flock keeps lines whole)."""
+    return f"flock {path}.lock -c 'cat >> {path}; echo >> {path}'"
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events a :func:`recorder_command` handler wrote; a line still being written is left out."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
