@@ -11,12 +11,11 @@ has a new revision and is decoded again.
 
 from __future__ import annotations
 
-import weakref
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from backend.resources import ClusterRole, ClusterRoleBinding, Role, RoleBinding, keys
 from backend.resources.rbac import Rule
-from backend.resources.storage import decode
+from backend.resources.storage import decode_cached
 from cluster.statemachine import KeyValue
 from cluster.store import Store
 
@@ -30,22 +29,11 @@ VERB_FOR_METHOD = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update
 
 
 T = TypeVar("T")
-_DECODED_MAX = 4096
-_decoded: "weakref.WeakKeyDictionary[Store, dict[tuple[str, int], Any]]" = weakref.WeakKeyDictionary()
 
 
 def _decode(store: Store, cls: type[T], kv: KeyValue) -> T:
     """``decode(cls, kv.value)``, remembered per key and revision (objects are only read here)."""
-    cache = _decoded.get(store)
-    if cache is None:
-        cache = _decoded[store] = {}
-    ident = (kv.key, kv.mod_revision)
-    obj = cache.get(ident)
-    if obj is None:
-        if len(cache) >= _DECODED_MAX:
-            cache.clear()
-        obj = cache[ident] = decode(cls, kv.value)
-    return obj  # type: ignore[no-any-return]
+    return decode_cached(store, cls, kv)
 
 
 def _subject_matches(subjects: list | None, principal: Principal) -> bool:  # type: ignore[type-arg]

@@ -24,6 +24,7 @@ forwards every event to pipelined.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 import uuid
@@ -33,7 +34,7 @@ import trio
 
 from backend.resources import Entity, Event, ValidationError, entity_subscription, keys
 from backend.resources.entity import ENTITY_CLASS_AGENT, ENTITY_CLASS_PROXY
-from backend.resources.storage import decode, decode_dict, encode, encode_dict
+from backend.resources.storage import decode, decode_cached, decode_dict, decode_dict_cached, encode, encode_dict
 from backend.silenced.silenced import entries_to_clear_on_resolve, silenced_by
 from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError, StoreError
@@ -147,8 +148,9 @@ class RecordingPipelineHook:
 
 
 async def _silenced_entries(store: Store, namespace: str) -> list[dict[str, Any]]:
+    """The namespace's silences, decoded once per revision (shared: read only)."""
     res = await store.range(keys.prefix_for("silenced", namespace))
-    return [decode_dict(kv.value) for kv in res.items]
+    return [decode_dict_cached(store, kv) for kv in res.items]
 
 
 async def _proxy_entity(store: Store, event: Event, now: int) -> None:
@@ -174,8 +176,9 @@ async def _proxy_entity(store: Store, event: Event, now: int) -> None:
     else:
         kv = await store.get(keys.key_for("entities", namespace, event.entity.metadata.name))
         if kv is not None:  # the stored agent entity is authoritative (subscriptions, labels)
-            stored = decode(Entity, kv.value)
-            stored.system = event.entity.system if event.entity.system.hostname else stored.system
+            stored = copy.copy(decode_cached(store, Entity, kv))  # shared decode: only top-level fields are set
+            if event.entity.system.hostname:
+                stored.system = event.entity.system
             event.entity = stored
         return
     template.metadata.namespace = namespace

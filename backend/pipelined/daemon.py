@@ -35,7 +35,7 @@ from backend.pipeline.filters import (
 )
 from backend.pipeline.jsengine import JSEngine, JSMutatorError, build_event_env
 from backend.resources import keys
-from backend.resources.storage import decode_dict
+from backend.resources.storage import decode_dict_cached
 from cluster.store import Store
 
 from .execute import env_with, run_command, send_tcp, send_udp
@@ -145,7 +145,7 @@ class Pipelined:
                     continue
                 if kv is None:
                     continue
-                data = out[name] = decode_dict(kv.value)
+                data = out[name] = decode_dict_cached(self._store, kv)
                 if data.get("type") == "set":
                     following.extend(str(n) for n in data.get("handlers") or ())
             if not following:
@@ -188,7 +188,7 @@ class Pipelined:
             if kv is None:
                 logger.error("filter does not exist: %s", fname, extra=ctx)
                 return False
-            flt = decode_dict(kv.value)
+            flt = decode_dict_cached(self._store, kv)
             expressions = list(flt.get("expressions") or [])
             results: list[bool | None] = []
             if expressions:
@@ -214,7 +214,7 @@ class Pipelined:
         if kv is None:
             logger.error("mutator does not exist: %s", name, extra=ctx)
             return None
-        mutator = decode_dict(kv.value)
+        mutator = decode_dict_cached(self._store, kv)
         timeout = float(mutator.get("timeout") or 0)
         if mutator.get("type") == "javascript":
             try:

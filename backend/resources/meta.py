@@ -251,26 +251,65 @@ class WireReader:
     def get_raw(self, key: str) -> Any:
         return self.data.get(key)
 
+    # The getters take the common valid case inline and build the dotted path
+    # only for the full decoder, which names it in errors: every agent event
+    # and API body goes through here field by field.
+
     def get_str(self, key: str) -> str:
-        return decode_str(self.data.get(key), self.field(key))
+        value = self.data.get(key)
+        if value is None:
+            return ""
+        if value.__class__ is str and value.isascii():
+            return value
+        return decode_str(value, self.field(key))
 
     def get_bool(self, key: str) -> bool:
-        return decode_bool(self.data.get(key), self.field(key))
+        value = self.data.get(key)
+        if value is None:
+            return False
+        if value is True or value is False:
+            return value
+        return decode_bool(value, self.field(key))
 
     def get_int(self, key: str, kind: IntKind = "int64") -> int:
-        return decode_int(self.data.get(key), self.field(key), kind)
+        value = self.data.get(key)
+        if value is None:
+            return 0
+        if value.__class__ is int:
+            low, high = _INT_RANGES[kind]
+            if low <= value <= high:
+                return value
+        return decode_int(value, self.field(key), kind)
 
     def get_float(self, key: str) -> float:
-        return decode_float(self.data.get(key), self.field(key))
+        value = self.data.get(key)
+        if value.__class__ is float:
+            return value  # type: ignore[no-any-return]
+        return decode_float(value, self.field(key))
 
     def get_str_list(self, key: str) -> list[str] | None:
-        return decode_str_list(self.data.get(key), self.field(key))
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if value.__class__ is list and all(v.__class__ is str and v.isascii() for v in value):
+            return list(value)
+        return decode_str_list(value, self.field(key))
 
     def get_str_map(self, key: str) -> dict[str, str]:
-        return decode_str_map(self.data.get(key), self.field(key))
+        value = self.data.get(key)
+        if not value:
+            if value is None or value.__class__ is dict:
+                return {}
+        elif value.__class__ is dict and all(
+                k.__class__ is str and v.__class__ is str and k.isascii() and v.isascii() for k, v in value.items()):
+            return dict(value)
+        return decode_str_map(value, self.field(key))
 
     def get_list(self, key: str, item: Callable[[Any, str], T]) -> list[T] | None:
-        return decode_list(self.data.get(key), self.field(key), item)
+        value = self.data.get(key)
+        if value is None:
+            return None
+        return decode_list(value, self.field(key), item)
 
     def get_obj(self, key: str, decode: Callable[[Any, str], T]) -> T:
         """A nested object, decoded from ``{}`` when absent or ``null``."""
