@@ -27,7 +27,7 @@ import bcrypt
 import trio
 
 from backend.resources import User, keys
-from backend.resources.storage import decode, decode_dict, encode_dict
+from backend.resources.storage import decode, decode_cached, decode_dict, encode_dict
 from backend.seed import JWT_SECRET_KEY
 from cluster.store import Store
 
@@ -117,6 +117,32 @@ def verify_jwt(token: str, secret: bytes, *, now: float | None = None, check_exp
     return claims
 
 
+_VERIFIED_MAX = 4096
+_verified: dict[tuple[str, bytes], dict[str, Any]] = {}
+
+
+def _verify_jwt_cached(token: str, secret: bytes) -> dict[str, Any]:
+    """:func:`verify_jwt`, with the signature checked once per token and secret.
+
+    Why: a client sends the same token with every request for its lifetime,
+    and parsing and HMAC-ing it was a tenth of a GET. Expiry is still checked
+    on every call; revocation does not depend on this (the session key is
+    read on every request); a new secret misses the cache. Only valid tokens
+    are remembered, so forged ones cannot fill it.
+    """
+    ident = (token, secret)
+    claims = _verified.get(ident)
+    if claims is None:
+        claims = verify_jwt(token, secret, check_expiry=False)
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.clear()
+        _verified[ident] = claims
+    exp = claims.get("exp")
+    if not isinstance(exp, (int, float)) or exp <= time.time():
+        raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
+    return claims
+
+
 async def jwt_secret(store: Store) -> bytes:
     kv = await store.get(JWT_SECRET_KEY)
     if kv is None:
@@ -154,6 +180,17 @@ async def load_user(store: Store, username: str) -> User | None:
     except ValueError:
         return None
     return decode(User, kv.value) if kv else None
+
+
+async def _load_user_shared(store: Store, username: str) -> User | None:
+    """:func:`load_user` decoded once per revision, for reading only (authentication)."""
+    if not username:
+        return None
+    try:
+        kv = await store.get(keys.key_for("users", None, username))
+    except ValueError:
+        return None
+    return decode_cached(store, User, kv) if kv else None
 
 
 async def check_password(store: Store, username: str, password: str) -> User | None:
@@ -248,12 +285,12 @@ async def authenticate(store: Store, authorization: str) -> Principal:
     """``Authorization: Bearer <jwt>`` or ``Key <api key>``; anything else is a 401."""
     if authorization.startswith("Bearer "):
         secret = await jwt_secret(store)
-        claims = verify_jwt(authorization[7:].strip(), secret)
+        claims = _verify_jwt_cached(authorization[7:].strip(), secret)
         username = str(claims.get("sub", ""))
         session_id = str(claims.get("session_id", ""))
         if not session_id or await store.get(session_key(session_id)) is None:
             raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
-        user = await load_user(store, username)
+        user = await _load_user_shared(store, username)
         if user is None or user.disabled:
             raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
         return Principal(username, tuple(_groups(user)), session_id=session_id, claims=claims)
@@ -266,7 +303,7 @@ async def authenticate(store: Store, authorization: str) -> Principal:
         if kv is None:
             raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
         username = str(decode_dict(kv.value).get("username", ""))
-        user = await load_user(store, username)
+        user = await _load_user_shared(store, username)
         if user is None or user.disabled:
             raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
         return Principal(username, tuple(_groups(user)), api_key=True)

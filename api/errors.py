@@ -137,7 +137,12 @@ def response_for(exc: BaseException, *, method: str = "", path: str = "") -> Res
 
 
 def json_body(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    resp = Response(json.dumps(data, separators=(",", ":")), status=status, content_type="application/json")
+    return json_text(json.dumps(data, separators=(",", ":")), status, headers)
+
+
+def json_text(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """:func:`json_body` for a body already encoded."""
+    resp = Response(text, status=status, content_type="application/json")
     resp.headers["X-Content-Type-Options"] = "nosniff"
     for k, v in (headers or {}).items():
         resp.headers[k] = v

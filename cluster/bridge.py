@@ -10,12 +10,16 @@ This module is the whole contract:
   enqueues (pysyncobj's ``callback=`` form of a replicated call), so the event
   loop never blocks. A pending-proposal table maps ids to waiters, as etcd's
   ``pkg/wait`` does.
-* **Raft → trio**: every callback or apply notice does exactly one
-  ``TrioToken.run_sync_soon`` and returns. Notices that arrive before trio is
-  attached (journal replay during start-up) are buffered in order and flushed
-  on :meth:`attach`, so watchers see every change in revision order.
+* **Raft → trio**: every callback or apply notice is appended to an outbox
+  and returns; the first notice after a flush also does one
+  ``TrioToken.run_sync_soon``, whose flush runs everything queued by then,
+  in order. (One wake-up of the trio thread per burst rather than per
+  notice: a busy tick applies an entry and fires several callbacks.)
+  Notices that arrive before trio is attached (journal replay during
+  start-up) are buffered in order and flushed on :meth:`attach`, so watchers
+  see every change in revision order.
 
-Shared state (the token and the start-up backlog) sits behind one lock.
+Shared state (the token, the start-up backlog and the outbox) sits behind one lock.
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ class RaftBridge:
         self._lock = threading.Lock()
         self._token: trio.lowlevel.TrioToken | None = None
         self._backlog: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._outbox: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._flush_scheduled = False
         self._closed = False
         # trio-side only:
         self._waiters: dict[int, _Waiter] = {}
@@ -168,7 +174,19 @@ class RaftBridge:
             if token is None:
                 self._backlog.append((fn, args))
                 return
+            self._outbox.append((fn, args))
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
             try:
-                token.run_sync_soon(fn, *args)
+                token.run_sync_soon(self._flush)
             except trio.RunFinishedError:
                 self._closed = True
+
+    def _flush(self) -> None:
+        """Trio thread: run every queued notice, in the order posted."""
+        with self._lock:
+            batch, self._outbox = self._outbox, []
+            self._flush_scheduled = False
+        for fn, args in batch:
+            fn(*args)

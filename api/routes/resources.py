@@ -26,6 +26,7 @@ kinder to namespace admins and leaks nothing they could not list one namespace a
 from __future__ import annotations
 
 import copy
+import json
 import hashlib
 import random
 import time
@@ -38,14 +39,14 @@ from quart import Response
 
 from backend.resources import TessenConfig, keys
 from backend.resources.registry import ResourceType, resource_type
-from backend.resources.storage import decode_dict, encode
+from backend.resources.storage import decode_dict, derive_cached, encode
 from backend.seed import TESSEN_KEY
 from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError
 from cluster.store import KeyValue, Store
 
 from ..app import ApiCall
-from ..errors import CODE_DENIED, CODE_PRECONDITION, ApiError, already_exists, invalid, json_body, not_found
+from ..errors import CODE_DENIED, CODE_PRECONDITION, ApiError, already_exists, invalid, json_body, json_text, not_found
 from ..pagination import CONTINUE_HEADER, UNLIMITED, decode_continue, parse_limit, start_key, token_for
 from ..rbac import VERB_FOR_METHOD, is_allowed
 from ..router import Handler, Router
@@ -407,7 +408,12 @@ class Crud:
         kv = await call.store.get(self.key(ns, name))
         if kv is None:
             raise not_found()
-        return json_body(self.wire(self.rtype.decode(kv.value)), headers={"ETag": etag_for(kv.value)})
+        # the body depends only on the stored bytes: encoded once per revision
+        body, etag = derive_cached(call.store, kv, self, self._get_body)
+        return json_text(body, headers={"ETag": etag})
+
+    def _get_body(self, value: bytes) -> tuple[str, str]:
+        return json.dumps(self.wire(self.rtype.decode(value)), separators=(",", ":")), etag_for(value)
 
     # -- writes ----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Protocol, TypeVar
 
 import msgpack
 
-__all__ = ["encode", "decode", "encode_dict", "decode_dict", "decode_cached", "decode_dict_cached"]
+__all__ = ["encode", "decode", "encode_dict", "decode_dict", "decode_cached", "decode_dict_cached", "derive_cached"]
 
 
 class _Storable(Protocol):
@@ -80,3 +80,12 @@ def decode_cached(owner: object, cls: type[T], kv: _StoredValue) -> T:
 def decode_dict_cached(owner: object, kv: _StoredValue) -> dict[str, Any]:
     """``decode_dict(kv.value)`` shared like :func:`decode_cached`: read it, never modify it."""
     return _cached(owner, kv, dict, decode_dict)  # type: ignore[no-any-return]
+
+
+def derive_cached(owner: object, kv: _StoredValue, how: object, derive: Callable[[bytes], T]) -> T:
+    """``derive(kv.value)`` remembered like :func:`decode_cached`, under the hashable ``how``.
+
+    For results that depend only on the stored bytes, such as the JSON body
+    the API answers a GET with. Shared: never modify the result.
+    """
+    return _cached(owner, kv, how, derive)  # type: ignore[no-any-return]
