@@ -301,13 +301,15 @@ class Session:
         stats = self.services.stats
         extra: dict[str, Any] = {**self._extra, "check": event.check_name}
         try:
-            if msg_type == MSG_KEEPALIVE:
-                stats["keepalives"] += 1
-                await self.services.keepalives.handle_keepalive(event, received_at=received_at)
-            else:
-                stats["events"] += 1
-                merged = await process_valid_event(self.services.store, event, now=int(received_at))
-                await self.services.pipeline_hook(merged)
+            # agent traffic is throughput-first: its writes may wait a few ms to share Raft entries
+            with self.services.store.lingering():
+                if msg_type == MSG_KEEPALIVE:
+                    stats["keepalives"] += 1
+                    await self.services.keepalives.handle_keepalive(event, received_at=received_at)
+                else:
+                    stats["events"] += 1
+                    merged = await process_valid_event(self.services.store, event, now=int(received_at))
+                    await self.services.pipeline_hook(merged)
         except ValidationError as exc:
             stats["events_rejected"] += 1
             logger.warning("rejected %s from agent: %s", msg_type, exc.reason, extra=extra)
