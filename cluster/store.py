@@ -67,6 +67,10 @@ WRITE_TIMEOUT_S = 10.0
 #: Longest wait for company of an entry whose first write is lingering (see the module docstring).
 #: 15 ms cut the CPU per event on a three-node cluster by a quarter at 900 events/s (docs/performance.md).
 LINGER_S = 0.015
+#: A linger ends as soon as this many writes are queued, and is skipped while entries fill up this
+#: much without it: under heavy load writes queue anyway, and waiting would only add latency to
+#: the event workers (whose throughput is bounded by that latency).
+LINGER_OPS = 16
 
 _lingering: contextvars.ContextVar[bool] = contextvars.ContextVar("store_lingering", default=False)
 
@@ -113,6 +117,8 @@ class Store:
         self._closed = False
         self._urgent: trio.Event | None = None  # set while the commit task lingers
         self._urgent_queued = 0  # queued writes that must not linger
+        self._queued = 0  # queued writes, all kinds
+        self._last_batch_ops = 0
         self.linger_s = LINGER_S
         self.stats = {"batches": 0, "ops": 0, "retries": 0, "timeouts": 0}
 
@@ -144,10 +150,11 @@ class Store:
             raise StoreClosedError("store is closed")
         pending = _Pending(op, size, timeout, _lingering.get())
         self._send.send_nowait(pending)
+        self._queued += 1
         if not pending.linger:
             self._urgent_queued += 1
-            if self._urgent is not None:
-                self._urgent.set()
+        if self._urgent is not None and (not pending.linger or self._queued + 1 >= LINGER_OPS):
+            self._urgent.set()
         await pending.event.wait()
         if pending.error is not None:
             raise pending.error
@@ -304,9 +311,10 @@ class Store:
     async def _commit_loop(self, nursery: trio.Nursery) -> None:
         while True:
             first = await self._recv.receive()
+            self._queued -= 1
             if not first.linger:
                 self._urgent_queued -= 1
-            elif self.linger_s > 0:
+            elif self.linger_s > 0 and self._last_batch_ops < LINGER_OPS:
                 await self._linger()
             # a free slot first, then everything queued by then: writes that
             # had to wait for the slot anyway share this entry
@@ -318,15 +326,17 @@ class Store:
                     item = self._recv.receive_nowait()
                 except trio.WouldBlock:
                     break
+                self._queued -= 1
                 if not item.linger:
                     self._urgent_queued -= 1
                 batch.append(item)
                 size += item.size
+            self._last_batch_ops = len(batch)
             nursery.start_soon(self._propose, batch)
 
     async def _linger(self) -> None:
-        """Wait :attr:`linger_s`, or less if a write that must not linger is queued."""
-        if self._urgent_queued:
+        """Wait :attr:`linger_s`, or less if a write that must not linger or :data:`LINGER_OPS` writes are queued."""
+        if self._urgent_queued or self._queued + 1 >= LINGER_OPS:
             return
         self._urgent = trio.Event()
         try:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import trio
 
+from cluster.store import LINGER_OPS
 from tests.harness.backend import REPO, free_port
 
 _SCRIPT = r"""
 import json, sys, trio
 from cluster.membership import Member, RaftSettings
-from cluster.store import open_store
+from cluster.store import LINGER_OPS, open_store
 
 async def main(peer, state_dir):
     settings = RaftSettings(name="linger", advertise_url=peer, listen_url=peer, members=(Member("linger", peer),),
@@ -36,9 +37,9 @@ async def main(peer, state_dir):
                 await store.put(f"/linger/{i:02}", b"v")
 
         async with trio.open_nursery() as nursery:
-            for i in range(20):
+            for i in range(10):
                 nursery.start_soon(lingering_put, i)
-            while store._recv.statistics().current_buffer_used < 19:  # one is held by the lingering commit task
+            while store._recv.statistics().current_buffer_used < 9:  # one is held by the lingering commit task
                 await trio.sleep(0.01)
             await store.put("/plain", b"p")
         out["one_entry"] = {"batches": store.stats["batches"] - before["batches"],
@@ -51,7 +52,14 @@ async def main(peer, state_dir):
             await store.put("/alone", b"a")
         out["alone"] = (await store.get("/alone")) is not None
 
-        # 3. writes outside lingering() never linger, whatever linger_s is
+        # 3. enough lingering writes end the wait by themselves
+        store.linger_s = 3600.0
+        async with trio.open_nursery() as nursery:
+            for i in range(LINGER_OPS):
+                nursery.start_soon(lingering_put, 100 + i)
+        out["by_count"] = len((await store.range("/linger/1")).items)
+
+        # 4. writes outside lingering() never linger, whatever linger_s is
         store.linger_s = 3600.0
         for i in range(5):
             await store.put(f"/seq/{i}", b"s")
@@ -71,7 +79,8 @@ async def test_lingering_writes_share_an_entry_and_plain_writes_end_the_wait(tmp
                                       capture_stdout=True, capture_stderr=True, check=False, cwd=str(REPO), env=env)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-5000:]
     out = json.loads(proc.stdout.decode().strip().splitlines()[-1])
-    assert out["one_entry"] == {"batches": 1, "ops": 21}
-    assert out["stored"] == 21
+    assert out["one_entry"] == {"batches": 1, "ops": 11}
+    assert out["stored"] == 11
     assert out["alone"] is True
+    assert out["by_count"] == LINGER_OPS
     assert out["sequential"] == 5
