@@ -13,8 +13,8 @@ one, so that under load many events share an entry. Every Raft entry costs
 each node a round of peer messages (pickling, system calls, thread wake-ups),
 which was the largest part of the cost of an event on a three-node cluster.
 Any other write (API requests, leases, scheduler ownership) ends the wait at
-once, so latency-sensitive writes never linger, and a lone writer is never
-slowed.
+once, and so do :data:`LINGER_OPS` queued writes: latency-sensitive writes
+never linger, and under heavy load (entries already that full) nothing does.
 
 Read-your-writes: a write returns only after this node applied it, and reads
 are served from this node's applied state, so a client that talks to one node

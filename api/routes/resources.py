@@ -26,8 +26,8 @@ kinder to namespace admins and leaks nothing they could not list one namespace a
 from __future__ import annotations
 
 import copy
-import json
 import hashlib
+import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence

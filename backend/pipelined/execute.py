@@ -100,8 +100,8 @@ async def send_tcp(host: str, port: int, payload: bytes, *, timeout: float) -> N
     """Connect, send ``payload``, close (one connection per event, as Sensu's tcp handler).
 
     Why a plain non-blocking socket for IP literals: this runs once per
-    event, and trio's socket wrapper and stream cost several times the
-    system calls themselves. Names still go through ``trio.open_tcp_stream``
+    event, and trio's socket wrapper and stream add Python work around each
+    system call (5 % of an event's CPU on one node, docs/performance.md). Names still go through ``trio.open_tcp_stream``
     (its resolver runs in a worker thread).
     """
     with trio.fail_after(timeout):
