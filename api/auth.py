@@ -29,7 +29,7 @@ import trio
 from backend.resources import User, keys
 from backend.resources.storage import decode, decode_cached, decode_dict, encode_dict
 from backend.seed import JWT_SECRET_KEY
-from cluster.store import Store
+from cluster.store import KeyValue, Store
 
 from .errors import CODE_UNAUTHENTICATED, ApiError
 
@@ -172,24 +172,23 @@ async def _checkpw(password: str, hashed: str) -> bool:
         return await trio.to_thread.run_sync(check)
 
 
-async def load_user(store: Store, username: str) -> User | None:
+async def _user_kv(store: Store, username: str) -> KeyValue | None:
     if not username:
         return None
     try:
-        kv = await store.get(keys.key_for("users", None, username))
+        return await store.get(keys.key_for("users", None, username))
     except ValueError:
         return None
+
+
+async def load_user(store: Store, username: str) -> User | None:
+    kv = await _user_kv(store, username)
     return decode(User, kv.value) if kv else None
 
 
 async def _load_user_shared(store: Store, username: str) -> User | None:
     """:func:`load_user` decoded once per revision, for reading only (authentication)."""
-    if not username:
-        return None
-    try:
-        kv = await store.get(keys.key_for("users", None, username))
-    except ValueError:
-        return None
+    kv = await _user_kv(store, username)
     return decode_cached(store, User, kv) if kv else None
 
 
