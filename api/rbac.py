@@ -11,12 +11,9 @@ has a new revision and is decoded again.
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from backend.resources import ClusterRole, ClusterRoleBinding, Role, RoleBinding, keys
 from backend.resources.rbac import Rule
 from backend.resources.storage import decode_cached
-from cluster.statemachine import KeyValue
 from cluster.store import Store
 
 from .auth import Principal
@@ -26,14 +23,6 @@ __all__ = ["is_allowed", "require", "VERB_FOR_METHOD"]
 
 VERB_FOR_METHOD = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "update",
                    "DELETE": "delete"}
-
-
-T = TypeVar("T")
-
-
-def _decode(store: Store, cls: type[T], kv: KeyValue) -> T:
-    """``decode(cls, kv.value)``, remembered per key and revision (objects are only read here)."""
-    return decode_cached(store, cls, kv)
 
 
 def _subject_matches(subjects: list | None, principal: Principal) -> bool:  # type: ignore[type-arg]
@@ -51,13 +40,13 @@ def _rules_allow(rules: list[Rule] | None, verb: str, resource: str, name: str) 
 
 async def _cluster_role(store: Store, name: str) -> ClusterRole | None:
     kv = await store.get(keys.key_for("clusterroles", None, name))
-    return _decode(store, ClusterRole, kv) if kv else None
+    return decode_cached(store, ClusterRole, kv) if kv else None
 
 
 async def is_allowed(store: Store, principal: Principal, verb: str, resource: str, namespace: str = "",
                      name: str = "") -> bool:
     for kv in (await store.range(keys.prefix_for("clusterrolebindings"))).items:
-        binding = _decode(store, ClusterRoleBinding, kv)
+        binding = decode_cached(store, ClusterRoleBinding, kv)
         if not _subject_matches(binding.subjects, principal):
             continue
         role = await _cluster_role(store, binding.role_ref.name)
@@ -66,14 +55,14 @@ async def is_allowed(store: Store, principal: Principal, verb: str, resource: st
     if not namespace:
         return False
     for kv in (await store.range(keys.prefix_for("rolebindings", namespace))).items:
-        rb = _decode(store, RoleBinding, kv)
+        rb = decode_cached(store, RoleBinding, kv)
         if not _subject_matches(rb.subjects, principal):
             continue
         if rb.role_ref.type == "ClusterRole":
             rules = (await _cluster_role(store, rb.role_ref.name) or ClusterRole()).rules
         else:
             rkv = await store.get(keys.key_for("roles", namespace, rb.role_ref.name))
-            rules = _decode(store, Role, rkv).rules if rkv else None
+            rules = decode_cached(store, Role, rkv).rules if rkv else None
         if _rules_allow(rules, verb, resource, name):
             return True
     return False
