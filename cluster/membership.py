@@ -28,10 +28,12 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import msgpack
+import pysyncobj.syncobj
 import pysyncobj.tcp_connection
 from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.transport import TCPTransport
 
+from .journal import create_journal, keep_journal_past_dump
 from .statemachine import KVState
 
 __all__ = [
@@ -139,6 +141,31 @@ class _StoredFrames:
 
 
 pysyncobj.tcp_connection.zlib = _StoredFrames  # type: ignore[assignment]
+pysyncobj.syncobj.createJournal = create_journal  # see cluster/journal.py
+
+
+class _SyncObj(SyncObj):  # type: ignore[misc]
+    """``SyncObj`` whose dump load keeps the journal entries written after the dump.
+
+    pysyncobj clears a journal that does not start exactly at the dump; one
+    that starts earlier is what a stop between a compaction's dump and its
+    journal cut leaves (see cluster/journal.py).
+    """
+
+    def _SyncObj__loadDumpFile(self, clearJournal: bool) -> None:  # noqa: N802,N803  (pysyncobj's names)
+        serializer = self._SyncObj__serializer
+        if not clearJournal:
+            try:
+                dump = serializer.deserialize()
+            except Exception:  # pysyncobj's load logs the failure itself
+                dump = None
+            if dump is not None:
+                keep_journal_past_dump(self._SyncObj__raftLog, dump)
+                serializer.deserialize = lambda: dump  # read the file once, not twice
+        try:
+            SyncObj._SyncObj__loadDumpFile(self, clearJournal)
+        finally:
+            serializer.__dict__.pop("deserialize", None)
 
 
 class TokenTCPTransport(TCPTransport):
@@ -244,7 +271,7 @@ class RaftNode:
         self_address = peer_address(settings.advertise_url)
         others = [m.address for m in settings.peers]
         transport = functools.partial(TokenTCPTransport, token=settings.token)
-        self.syncobj = SyncObj(self_address, others, conf=conf, consumers=[state], transportClass=transport)
+        self.syncobj = _SyncObj(self_address, others, conf=conf, consumers=[state], transportClass=transport)
         # pysyncobj stops ticking when the constructing thread exits; we are
         # built on a worker thread, so tie the tick thread to the main thread.
         self.syncobj._SyncObj__mainThread = threading.main_thread()
