@@ -102,6 +102,7 @@ class KVState(SyncObjConsumer):
         self._on_applied = on_applied
         self._on_reset = on_reset
         self._flush: Callable[[], None] | None = None
+        self.applied_bytes = 0  # batch bytes applied by this process (the byte bound of log compaction)
         super().__init__()
         # Replicated state: everything assigned from here on goes into dumps.
         self.revision = 0
@@ -137,6 +138,7 @@ class KVState(SyncObjConsumer):
             cached = self.recent.get(batch_id)
             if cached is not None:
                 return cached
+            self.applied_bytes += len(payload)
             try:
                 ops = decode_batch(payload)
             except Exception as exc:  # never raise from apply

@@ -1,10 +1,14 @@
-"""Log compaction never loses an acknowledged write, whenever the node stops.
+"""Log compaction bounds the journal by bytes and never loses an acknowledged write.
 
 A real single-node store in a child process (real pysyncobj, journal and
 dump). pysyncobj writes a compaction's dump in a forked child and cuts the
 journal only when it reaps that child; the test holds the reap back, which is
 exactly the state a node stopped (or killed) between the two leaves on disk.
 Reopened, every value written before and after the dump is there.
+
+With a small ``compaction_max_bytes``, writing more than that starts
+compactions (a dump appears and the in-memory log shrinks) well before the
+entry bound; reopened, every value is there.
 """
 
 from __future__ import annotations
@@ -56,10 +60,36 @@ trio.run(main, sys.argv[1], sys.argv[2], sys.argv[3])
 """
 
 
-async def _run(peer: str, state_dir: Path, phase: str) -> dict[str, int]:
+_BYTES_SCRIPT = r"""
+import json, os, sys, trio
+from cluster.membership import Member, RaftSettings
+from cluster.store import open_store
+
+async def main(peer, state_dir, phase):
+    settings = RaftSettings(name="compact", advertise_url=peer, listen_url=peer, members=(Member("compact", peer),),
+                            token="compact-test", state_dir=state_dir, compaction_min_entries=1_000_000,
+                            compaction_max_bytes=200_000)
+    out = {}
+    async with open_store(settings) as store:
+        await store.wait_leader(30)
+        if phase == "write":
+            for i in range(300):  # ~600 KB of values, one Raft entry each: 3x the byte bound
+                await store.put(f"/big/{i:03}", os.urandom(1000).hex().encode())
+            log = store.node.syncobj._SyncObj__raftLog
+            while not os.path.exists(os.path.join(state_dir, "raft.dump")) or len(log) >= 300:
+                await trio.sleep(0.05)
+            out["log_entries"] = len(log)
+        out["values"] = len((await store.range("/big/")).items)
+    print(json.dumps(out))
+
+trio.run(main, sys.argv[1], sys.argv[2], sys.argv[3])
+"""
+
+
+async def _run(peer: str, state_dir: Path, phase: str, script: str = _SCRIPT) -> dict[str, int]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with trio.fail_after(120):
-        proc = await trio.run_process([sys.executable, "-c", _SCRIPT, peer, str(state_dir), phase],
+    with trio.fail_after(120):  # hang guard: without the byte bound no dump would ever appear
+        proc = await trio.run_process([sys.executable, "-c", script, peer, str(state_dir), phase],
                                       capture_stdout=True, capture_stderr=True, check=False, cwd=str(REPO), env=env)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-5000:]
     return json.loads(proc.stdout.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -75,3 +105,13 @@ async def test_a_stop_between_dump_and_journal_cut_loses_nothing(tmp_path: Path)
     assert reopened["values"] == 300
     assert reopened["first_index"] > 1  # the entries the dump covers are gone from the journal
     assert reopened["log_entries"] < written["log_entries"]
+
+
+async def test_log_is_compacted_by_bytes_and_survives_a_restart(tmp_path: Path) -> None:
+    host = "127.0.0.1"
+    peer = f"http://{host}:{free_port(host)}"
+    written = await _run(peer, tmp_path / "raft", "write", _BYTES_SCRIPT)
+    assert written["values"] == 300
+    assert written["log_entries"] < 300
+    reopened = await _run(peer, tmp_path / "raft", "read", _BYTES_SCRIPT)
+    assert reopened["values"] == 300
