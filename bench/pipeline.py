@@ -97,9 +97,15 @@ def sink_main(args: argparse.Namespace) -> None:
         if cmd[0] == "window":  # window <t0> <t1>: arrivals in [t0, t1) and their latencies
             t0, t1 = float(cmd[1]), float(cmd[2])
             lat = [lat for at, lat in arrivals if t0 <= at < t1]
+            slices: dict[int, list[float]] = {}  # p99 per second of the window: a stall or a backlog?
+            for at, latency in arrivals:
+                if t0 <= at < t1:
+                    slices.setdefault(int(at - t0), []).append(latency)
             print(json.dumps({"window": {"count": len(lat), "p50_ms": percentile(lat, 50) * 1e3,
                                          "p99_ms": percentile(lat, 99) * 1e3,
                                          "max_ms": max(lat) * 1e3 if lat else None,
+                                         "p99_ms_by_second": [round(percentile(v, 99) * 1e3)
+                                                              for _, v in sorted(slices.items())],
                                          "bad": bad[0], "total": len(arrivals)}}), flush=True)
         elif cmd[0] == "sent_between":  # events *sent* in [t0, t1) that arrived (by latency)
             t0, t1 = float(cmd[1]), float(cmd[2])
@@ -394,6 +400,7 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "handled_per_s": round(window["count"] / dt, 1),
                 "delivered_fraction": round(delivered / max(1.0, offered), 3),
                 "p50_ms": round(window["p50_ms"], 1), "p99_ms": round(window["p99_ms"], 1),
+                "p99_ms_by_second": window["p99_ms_by_second"],
                 "backend_cpu_pct": [round((c1 - c0) / dt * 100) for c1, c0 in zip(cpu1, cpu0)],
                 "generator_cpu_pct": round(sum(c1 - c0 for c1, c0 in zip(gen1, gen0)) / dt * 100),
                 "sink_cpu_pct": round((sink1 - sink0) / dt * 100),

@@ -16,10 +16,16 @@ that were already acknowledged:
 to a new file, which then replaces the journal in one rename.
 :func:`keep_journal_past_dump` fixes the first: at load, the entries the
 dump already covers are dropped, and the ones after it are kept.
+
+Compaction must also be cheap, because it now runs every
+``compaction_max_bytes`` of applied batches: :class:`FastDumpGzip` writes
+dumps at gzip level 1, and the replaced journal is closed without first
+writing its whole mapping out.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import struct
@@ -33,7 +39,7 @@ from pysyncobj.journal import (
     ResizableFile,
 )
 
-__all__ = ["DurableFileJournal", "create_journal", "keep_journal_past_dump", "REWRITE_SUFFIX"]
+__all__ = ["DurableFileJournal", "FastDumpGzip", "create_journal", "keep_journal_past_dump", "REWRITE_SUFFIX"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +80,7 @@ class DurableFileJournal(FileJournal):  # type: ignore[misc]
             f.write(records)
             f.flush()
             os.fsync(f.fileno())
-        self._FileJournal__journalFile._destroy()
+        _close_unflushed(self._FileJournal__journalFile)
         try:
             os.replace(rewrite, self._path)
             _fsync_directory(os.path.dirname(os.path.abspath(self._path)))
@@ -85,12 +91,38 @@ class DurableFileJournal(FileJournal):  # type: ignore[misc]
         self._FileJournal__currentOffset = end
 
 
+def _close_unflushed(file: ResizableFile) -> None:
+    """Close a journal file that is about to be replaced, without ``msync``.
+
+    ``ResizableFile._destroy`` flushes the whole mapping first: over a
+    hundred megabytes written out, for a file the rename then drops.
+    """
+    file._ResizableFile__mm.close()
+    file._ResizableFile__f.close()
+
+
 def _fsync_directory(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class FastDumpGzip:
+    """The ``gzip`` pysyncobj writes full dumps with, compressing at level 1 instead of 9.
+
+    Why: all nodes compact at the same applied byte count, so their dumps
+    run at once; at level 9 each took ~0.33 s of CPU for a 3 MB state, and
+    on a loaded machine the three together stalled events for seconds.
+    Level 1 takes a tenth of that for a dump ~20 % larger. Reading is
+    unchanged (any level reads the same way).
+    """
+
+    @staticmethod
+    def GzipFile(filename: Any = None, mode: str | None = None, compresslevel: int = 1,  # noqa: N802
+                 fileobj: Any = None, mtime: float | None = None) -> gzip.GzipFile:
+        return gzip.GzipFile(filename, mode, compresslevel, fileobj, mtime)
 
 
 def create_journal(journal_file: str | None = None) -> Any:
@@ -122,3 +154,4 @@ def keep_journal_past_dump(journal: Any, dump: Any) -> int:
         "keeping the %d entries after the dump", offset, len(journal) - 2,
     )
     return offset
+

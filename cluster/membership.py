@@ -28,12 +28,13 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import msgpack
+import pysyncobj.serializer
 import pysyncobj.syncobj
 import pysyncobj.tcp_connection
 from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.transport import TCPTransport
 
-from .journal import create_journal, keep_journal_past_dump
+from .journal import FastDumpGzip, create_journal, keep_journal_past_dump
 from .statemachine import KVState
 
 __all__ = [
@@ -145,6 +146,7 @@ class _StoredFrames:
 
 pysyncobj.tcp_connection.zlib = _StoredFrames  # type: ignore[assignment]
 pysyncobj.syncobj.createJournal = create_journal  # see cluster/journal.py
+pysyncobj.serializer.gzip = FastDumpGzip  # type: ignore[assignment]
 
 
 class _SyncObj(SyncObj):  # type: ignore[misc]
