@@ -48,6 +48,7 @@ __all__ = [
     "member_id",
     "peer_address",
     "PeerAddressInUseError",
+    "first_compaction_at",
 ]
 
 logger = logging.getLogger(__name__)
@@ -287,7 +288,7 @@ class RaftNode:
             journal = self.syncobj._SyncObj__raftLog
             state.set_flush(journal.flush)
         self.syncobj.addOnTickCallback(self._kick_single_node)
-        self._compact_at = settings.compaction_max_bytes
+        self._compact_at = first_compaction_at(settings)
         self.syncobj.addOnTickCallback(self._compact_by_bytes)
 
     def _compact_by_bytes(self) -> None:
@@ -346,6 +347,18 @@ class RaftNode:
 
     def destroy(self) -> None:
         self.syncobj.destroy()
+
+
+def first_compaction_at(settings: RaftSettings) -> int:
+    """Applied bytes at which this node first compacts: members are spread over one interval.
+
+    Why: every node applies the same batches, so with one threshold all
+    of them would fork and write their dumps at the same moment, and the
+    cluster's CPU spike would land on every node's events at once.
+    """
+    addresses = sorted({m.address for m in settings.members} | {peer_address(settings.advertise_url)})
+    position = addresses.index(peer_address(settings.advertise_url))
+    return settings.compaction_max_bytes + settings.compaction_max_bytes * position // len(addresses)
 
 
 def _check_bindable(listen_url: str) -> None:

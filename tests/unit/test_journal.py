@@ -7,6 +7,7 @@ from pathlib import Path
 from pysyncobj.journal import FileJournal
 
 from cluster.journal import REWRITE_SUFFIX, DurableFileJournal, keep_journal_past_dump
+from cluster.membership import Member, RaftSettings, first_compaction_at
 
 
 def _fill(path: Path, count: int) -> DurableFileJournal:
@@ -67,3 +68,12 @@ def test_a_dump_the_journal_does_not_hold_changes_nothing(tmp_path: Path) -> Non
     assert keep_journal_past_dump(journal, (None, (b"other", 6, 1), entries[4], set())) == 0  # a different entry 6
     assert _entries(journal) == entries
     journal._destroy()
+
+
+def test_members_first_compact_at_points_spread_over_one_interval() -> None:
+    members = tuple(Member(f"n{i}", f"http://127.0.0.{i}:2380") for i in (1, 2, 3))
+    points = [first_compaction_at(RaftSettings(name=m.name, advertise_url=m.peer_url, listen_url=m.peer_url,
+                                               members=members, token="t", state_dir="/nonexistent",
+                                               compaction_max_bytes=3_000))
+              for m in members]
+    assert points == [3_000, 4_000, 5_000]
