@@ -287,9 +287,12 @@ class Session:
         pool = self.services.keepalive_workers if keepalive else self.services.event_workers
         check = event.check.proxy_entity_name + "/" + event.check_name if event.check is not None else ""
         key = f"{self.namespace}/{event.entity_name}/{check}"
+        job = partial(self._process, msg_type, event, received_at)
+        if pool.submit_nowait(key, job):  # the common case: room, so no deadline to set up
+            return True
         timeout = self.services.write_timeout
         with trio.move_on_after(timeout if timeout else math.inf) as scope:
-            await pool.submit(key, partial(self._process, msg_type, event, received_at))
+            await pool.submit(key, job)
         if scope.cancelled_caught:
             stats["busy_drops"] += 1
             logger.error("backend busy: %s not accepted within agent-write-timeout (%.0fs); dropped", msg_type,

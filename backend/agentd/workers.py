@@ -51,6 +51,15 @@ class ShardedWorkers:
         await self._shard(key).send(job)
         self.stats["submitted"] += 1
 
+    def submit_nowait(self, key: str, job: Job) -> bool:
+        """Queue ``job`` if its shard has room; False (nothing queued) if it is full."""
+        try:
+            self._shard(key).send_nowait(job)
+        except trio.WouldBlock:
+            return False
+        self.stats["submitted"] += 1
+        return True
+
     def queued(self) -> int:
         return sum(send.statistics().current_buffer_used for send, _ in self._shards)
 

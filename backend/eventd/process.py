@@ -40,7 +40,15 @@ from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError, StoreError
 from cluster.store import Store
 
-from .merge import OUTPUT_TRUNCATED_LABEL, is_incident, is_resolution, merge_event, output_truncated_bytes, persisted_copy
+from .merge import (
+    OUTPUT_TRUNCATED_LABEL,
+    is_incident,
+    is_resolution,
+    merge_event,
+    merge_event_in_place,
+    output_truncated_bytes,
+    persisted_copy,
+)
 from .ttl import arm_ttl
 
 __all__ = [
@@ -226,7 +234,7 @@ def _merge(new: dict[str, Any], prev: dict[str, Any] | None, now: int) -> dict[s
         return merge_event(new, prev, now)
     inputs = {k: check[k] for k in _MERGE_INPUTS if k in check}
     inputs.setdefault("status", 0)  # never empty: an empty check would read as "no check"
-    projected = merge_event({"timestamp": new.get("timestamp"), "check": inputs}, prev, now)
+    projected = merge_event_in_place({"timestamp": new.get("timestamp"), "check": inputs}, prev, now)
     out = dict(new)
     out["timestamp"] = projected["timestamp"]
     merged_check = dict(check)

@@ -112,22 +112,36 @@ async def send_tcp(host: str, port: int, payload: bytes, *, timeout: float) -> N
                 await stream.send_all(payload)
             return
         sock = socket.socket(family, socket.SOCK_STREAM)
+        registered = False
         try:
             sock.setblocking(False)
             err = sock.connect_ex((host, port))
+            view = memoryview(payload)
             if err in _CONNECT_PENDING:
-                await trio.lowlevel.wait_writable(sock)
-                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                # on a local or fast link the handshake is usually done already: try to send
+                # before asking trio to watch the socket (an epoll registration per event)
+                try:
+                    view = view[sock.send(view):]
+                except (BlockingIOError, InterruptedError):
+                    registered = True
+                    await trio.lowlevel.wait_writable(sock)
+                except OSError as exc:  # refused, reset: the connection never carried a byte
+                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or exc.errno or errno.ECONNREFUSED
+                else:
+                    err = 0
+                if err in _CONNECT_PENDING:
+                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
                 raise OSError(err, f"connect to {host}:{port}: {os.strerror(err)}")
-            view = memoryview(payload)
             while view:
                 try:
                     view = view[sock.send(view):]
                 except BlockingIOError:
+                    registered = True
                     await trio.lowlevel.wait_writable(sock)
         finally:
-            trio.lowlevel.notify_closing(sock)
+            if registered:
+                trio.lowlevel.notify_closing(sock)
             sock.close()
         await trio.lowlevel.checkpoint()
 

@@ -42,7 +42,7 @@ async def test_tcp_send_to_a_closed_port_raises_oserror() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # bound, not listening: connection refused
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match=f"connect to 127.0.0.1:{port}: Connection refused"):
             await send_tcp("127.0.0.1", port, b"x", timeout=5)
 
 
