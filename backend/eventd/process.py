@@ -28,6 +28,7 @@ import copy
 import logging
 import time
 import uuid
+import weakref
 from typing import Any, Final, Protocol
 
 import trio
@@ -38,6 +39,7 @@ from backend.resources.storage import decode, decode_cached, decode_dict, decode
 from backend.silenced.silenced import entries_to_clear_on_resolve, silenced_by
 from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError, StoreError
+from cluster.statemachine import KeyValue
 from cluster.store import Store
 
 from .merge import (
@@ -213,6 +215,40 @@ async def _proxy_entity(store: Store, event: Event, now: int) -> None:
         event.entity = decode(Entity, kv.value)
 
 
+#: The stored event's check fields the merge reads from the previous event.
+_PREVIOUS_FIELDS: Final = ("history", "last_ok", "occurrences", "occurrences_watermark")
+#: Events whose merge state this node remembers, per store (cleared whole when full).
+_PREVIOUS_MAX: Final = 65_536
+_previous_by_store: "weakref.WeakKeyDictionary[Store, dict[str, tuple[int, dict[str, Any]]]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _previous(store: Store, kv: KeyValue) -> dict[str, Any]:
+    """The stored event as the merge needs it; from memory when this node wrote that revision.
+
+    Why: results of one check usually arrive through the same node, which
+    wrote the stored event itself; decoding the whole stored event again
+    (entity and all) for four check fields was a visible share of an
+    event's CPU. Keyed by ``mod_revision``, so a write from anywhere else is
+    a miss and is decoded.
+    """
+    remembered = _previous_by_store.get(store, {}).get(kv.key)
+    if remembered is not None and remembered[0] == kv.mod_revision:
+        return remembered[1]
+    return decode_dict(kv.value)
+
+
+def _remember(store: Store, key: str, revision: int, merged: dict[str, Any]) -> None:
+    check = merged["check"]
+    projection = {"check": {f: check[f] for f in _PREVIOUS_FIELDS if f in check}}
+    remembered = _previous_by_store.get(store)
+    if remembered is None:
+        remembered = _previous_by_store[store] = {}
+    elif len(remembered) >= _PREVIOUS_MAX and key not in remembered:
+        remembered.clear()
+    remembered[key] = (revision, projection)
+
+
 #: The check fields :func:`merge_event` reads; it writes only :data:`_MERGE_OUTPUTS` (and ``timestamp``).
 _MERGE_INPUTS: Final = ("status", "executed", "history", "last_ok", "occurrences", "occurrences_watermark",
                         "low_flap_threshold", "high_flap_threshold")
@@ -322,7 +358,7 @@ async def process_valid_event(store: Store, ev: Event, *, now: int, if_unchanged
 
     for attempt in range(CAS_ATTEMPTS):
         kv = await store.get(key)
-        prev = decode_dict(kv.value) if kv is not None else None
+        prev = _previous(store, kv) if kv is not None else None
         current = kv.mod_revision if kv is not None else 0
         if if_unchanged is not None and current != if_unchanged:
             raise CompareFailedError(key, if_unchanged, current)
@@ -345,13 +381,15 @@ async def process_valid_event(store: Store, ev: Event, *, now: int, if_unchanged
             persisted = {k: v for k, v in merged.items() if k != "metrics"}
         try:
             if write_with is None:
-                await store.update(key, encode_dict(persisted), mod_revision=current)
+                _remember(store, key, await store.update(key, encode_dict(persisted), mod_revision=current), merged)
             else:
                 other_key, other_value, other_revision = write_with
                 result = await store.txn(
                     [codec.compare(key, "mod", "==", current), codec.compare(other_key, "mod", "==", other_revision)],
                     [codec.put_op(key, encode_dict(persisted)), codec.put_op(other_key, other_value)])
-                if not result.succeeded:
+                if result.succeeded:
+                    _remember(store, key, result.revision, merged)
+                else:
                     other = await store.get(other_key)  # applied here already: local state is current enough
                     other_now = other.mod_revision if other is not None else 0
                     if other_now != other_revision:

@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.eventd.merge import merge_event
-from backend.eventd.process import _merge
+from backend.eventd.process import _merge, _previous, _remember
+from backend.resources.storage import decode_dict, encode_dict
+from cluster.statemachine import KeyValue
 
 
 def event(status: int, executed: int, **check: Any) -> dict[str, Any]:
@@ -50,3 +52,29 @@ def test_projected_merge_matches_over_a_history(statuses: list[int], low: int, h
         b = merge_event(new, prev_b, 1000 + i)
         assert a == b
         prev_a, prev_b = copy.deepcopy(a), b
+
+
+class _Store:
+    """Only an identity: the remembered merge state is kept per store object."""
+
+
+@settings(max_examples=100, deadline=None)
+@given(statuses=st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=30))
+def test_the_remembered_previous_event_merges_like_the_stored_one(statuses: list[int]) -> None:
+    store = _Store()
+    stored: KeyValue | None = None
+    prev_full: dict[str, Any] | None = None
+    for i, status in enumerate(statuses):
+        new = event(status, 100 + i, low_flap_threshold=5, high_flap_threshold=30)
+        prev = _previous(store, stored) if stored is not None else None  # type: ignore[arg-type]
+        merged = _merge(new, prev, 1000 + i)
+        assert merged == _merge(new, prev_full, 1000 + i)
+        prev_full = copy.deepcopy(merged)
+        revision = 10 + i
+        stored = KeyValue("/events/web/disk", encode_dict(merged), 10, revision, i + 1, 0)
+        _remember(store, stored.key, revision, merged)  # type: ignore[arg-type]
+    assert stored is not None
+    assert _previous(store, stored) == {"check": {f: prev_full["check"][f] for f in  # type: ignore[arg-type,index]
+                                                  ("history", "last_ok", "occurrences", "occurrences_watermark")}}
+    written_elsewhere = stored._replace(mod_revision=stored.mod_revision + 5)
+    assert _previous(store, written_elsewhere) == decode_dict(written_elsewhere.value)  # type: ignore[arg-type]
