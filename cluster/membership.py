@@ -34,7 +34,7 @@ import pysyncobj.tcp_connection
 from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.transport import TCPTransport
 
-from .journal import FastDumpGzip, create_journal, keep_journal_past_dump
+from .journal import DurableFileJournal, FastDumpGzip, create_journal, keep_journal_past_dump
 from .statemachine import KVState
 
 __all__ = [
@@ -287,6 +287,8 @@ class RaftNode:
         if settings.fsync:
             journal = self.syncobj._SyncObj__raftLog
             state.set_flush(journal.flush)
+            if isinstance(journal, DurableFileJournal):
+                journal.fsync_rewrites = True
         self.syncobj.addOnTickCallback(self._kick_single_node)
         self._compact_at = first_compaction_at(settings)
         self.syncobj.addOnTickCallback(self._compact_by_bytes)
