@@ -233,30 +233,36 @@ def handler_set_expand(
     ``None``.
     """
     result = HandlerExpansion()
-
-    def expand(level_names: Iterable[str], level: int) -> dict[str, Mapping[str, Any]] | None:
-        if level > HANDLER_SET_MAX_DEPTH:
-            return None
-        out: dict[str, Mapping[str, Any]] = {}
-        for name in level_names:
-            handler = lookup(name)
-            if handler is None:
-                if name not in result.missing:
-                    result.missing.append(name)
-                continue
-            if handler.get("type") == "set":
-                members = expand(list(handler.get("handlers") or []), level + 1)
-                if members is None:
-                    set_name = _handler_name(handler, name)
-                    if set_name not in result.dropped_sets:
-                        result.dropped_sets.append(set_name)
-                    continue
-                for member_name, member in members.items():
-                    out.setdefault(member_name, member)
-            else:
-                out.setdefault(_handler_name(handler, name), handler)
-        return out
-
-    found = expand(list(names), 1) or {}
+    found = _expand(list(names), 1, lookup, result) or {}
     result.handlers = [found[name] for name in sorted(found)]
     return result
+
+
+def _expand(level_names: Iterable[str], level: int, lookup: Callable[[str], Mapping[str, Any] | None],
+            result: HandlerExpansion) -> dict[str, Mapping[str, Any]] | None:
+    """One level of :func:`handler_set_expand`; None when the level is too deep.
+
+    A module function rather than a closure that calls itself: that closure
+    was a reference cycle per event, freed only by the garbage collector.
+    """
+    if level > HANDLER_SET_MAX_DEPTH:
+        return None
+    out: dict[str, Mapping[str, Any]] = {}
+    for name in level_names:
+        handler = lookup(name)
+        if handler is None:
+            if name not in result.missing:
+                result.missing.append(name)
+            continue
+        if handler.get("type") == "set":
+            members = _expand(list(handler.get("handlers") or []), level + 1, lookup, result)
+            if members is None:
+                set_name = _handler_name(handler, name)
+                if set_name not in result.dropped_sets:
+                    result.dropped_sets.append(set_name)
+                continue
+            for member_name, member in members.items():
+                out.setdefault(member_name, member)
+        else:
+            out.setdefault(_handler_name(handler, name), handler)
+    return out

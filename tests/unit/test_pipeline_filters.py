@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -250,3 +251,19 @@ def test_self_referencing_set_terminates() -> None:
     result = handler_set_expand(["loop"], store.get)
     assert [h["metadata"]["name"] for h in result.handlers] == ["email"]
     assert result.dropped_sets == ["loop"]
+
+
+def test_handler_set_expand_leaves_no_reference_cycles() -> None:
+    """It runs for every event: garbage it left in cycles was freed only by the collector, in pauses."""
+    handlers = {"all": {"type": "set", "handlers": ["a", "b", "missing"]}, "a": {"type": "pipe"}, "b": {"type": "tcp"}}
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(10):
+            handler_set_expand(["all", "a"], handlers.get)
+        gc.collect()
+        leftover = list(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert leftover == []
