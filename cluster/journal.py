@@ -39,7 +39,7 @@ from pysyncobj.journal import (
     ResizableFile,
 )
 
-__all__ = ["DurableFileJournal", "FastDumpGzip", "create_journal", "keep_journal_past_dump", "REWRITE_SUFFIX"]
+__all__ = ["DurableFileJournal", "FastDumpGzip", "LowPriorityDumpWriter", "create_journal", "keep_journal_past_dump", "REWRITE_SUFFIX"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,31 @@ class FastDumpGzip:
     def GzipFile(filename: Any = None, mode: str | None = None, compresslevel: int = 1,  # noqa: N802
                  fileobj: Any = None, mtime: float | None = None) -> gzip.GzipFile:
         return gzip.GzipFile(filename, mode, compresslevel, fileobj, mtime)
+
+
+class LowPriorityDumpWriter:
+    """The ``os`` pysyncobj's dump writer uses: its forked child runs at the lowest priority.
+
+    Why: the child pickles and compresses the whole state while the node goes
+    on serving. At full priority, on a busy machine, that burst of CPU (and
+    the copy-on-write faults it causes in the parent while it lives) showed
+    up as a 300-500 ms tail in event latency at every compaction. At nice 19
+    it runs in the gaps, and still always finishes: a niced process keeps a
+    small share of the CPU.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    @staticmethod
+    def fork() -> int:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.nice(19)
+            except OSError:
+                pass
+        return pid
 
 
 def create_journal(journal_file: str | None = None) -> Any:

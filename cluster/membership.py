@@ -34,7 +34,7 @@ import pysyncobj.tcp_connection
 from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.transport import TCPTransport
 
-from .journal import DurableFileJournal, FastDumpGzip, create_journal, keep_journal_past_dump
+from .journal import DurableFileJournal, FastDumpGzip, LowPriorityDumpWriter, create_journal, keep_journal_past_dump
 from .statemachine import KVState
 
 __all__ = [
@@ -148,6 +148,7 @@ class _StoredFrames:
 pysyncobj.tcp_connection.zlib = _StoredFrames  # type: ignore[assignment]
 pysyncobj.syncobj.createJournal = create_journal  # see cluster/journal.py
 pysyncobj.serializer.gzip = FastDumpGzip  # type: ignore[assignment]
+pysyncobj.serializer.os = LowPriorityDumpWriter()  # type: ignore[assignment]
 
 
 class _SyncObj(SyncObj):  # type: ignore[misc]
