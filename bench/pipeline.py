@@ -422,11 +422,31 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
                 g.send(f"rate {args.soak_rate / len(loads)}")
             t_end = time.time() + args.soak
             t_start = time.time()
+            minutes: list[dict[str, Any]] = []  # latency of each minute of the soak, from the sink
+            minute_start = t_start
+            cpu_start = [cpu_s(p) for p in pids]
             while time.time() < t_end:
                 samples.append({"t": round(time.time() - t_start), "rss_mb": [round(rss_mb(p), 1) for p in pids]})
                 print(json.dumps({"soak": samples[-1]}), flush=True)
                 time.sleep(10)
+                if time.time() - minute_start >= 60:
+                    now = time.time()
+                    sink.send(f"window {minute_start} {now}")
+                    w = sink.read("window")
+                    minutes.append({"t": round(now - t_start), "handled_per_s": round(w["count"] / (now - minute_start), 1),
+                                    "p50_ms": round(w["p50_ms"], 1), "p99_ms": round(w["p99_ms"], 1),
+                                    "max_ms": round(w["max_ms"] or 0, 1)})
+                    print(json.dumps({"soak_minute": minutes[-1]}), flush=True)
+                    minute_start = now
+            soak_cpu = sum(cpu_s(p) for p in pids) - sum(cpu_start)
+            soak_elapsed = time.time() - t_start
+            time.sleep(2.0)
+            sink.send(f"sent_between {t_start} {t_start + args.soak}")
+            soak_delivered = sink.read("sent_between") / max(1.0, args.soak_rate * args.soak)
             row = measure(args.soak_rate, min(30.0, args.seconds), "soak-end")
+            row["soak_delivered_fraction"] = round(soak_delivered, 4)
+            row["soak_backend_cpu_pct"] = round(soak_cpu / soak_elapsed * 100)
+            row["soak_minutes"] = minutes
             first_rss = samples[min(3, len(samples) - 1)]["rss_mb"]  # after the first 30 s of warm-up
             row["soak_s"] = args.soak
             row["soak_rss_mb_at_30s"] = first_rss

@@ -244,6 +244,11 @@ class RaftStatus:
     log_len: int = 0
 
 
+#: pysyncobj's ``_RAFT_STATE`` values.
+_ROLE_NAMES: dict[int, str] = {0: "follower", 1: "candidate", 2: "leader"}
+_LEADER = 2
+
+
 class RaftNode:
     """Owns the ``SyncObj``; built off the event loop (it reads the journal)."""
 
@@ -273,7 +278,7 @@ class RaftNode:
             dynamicMembershipChange=True,
             bindAddress=peer_address(settings.listen_url),
             maxBindRetries=1,
-            onStateChanged=on_state_changed,
+            onStateChanged=functools.partial(self._state_changed, on_state_changed),
         )
         self_address = peer_address(settings.advertise_url)
         others = [m.address for m in settings.peers]
@@ -293,6 +298,16 @@ class RaftNode:
         self.syncobj.addOnTickCallback(self._kick_single_node)
         self._compact_at = first_compaction_at(settings)
         self.syncobj.addOnTickCallback(self._compact_by_bytes)
+
+    def _state_changed(self, then: Callable[[int, int], None] | None, old: int, new: int) -> None:
+        """Tick thread: log Raft role changes (a leader change pauses writes), then pass them on."""
+        syncobj = getattr(self, "syncobj", None)  # the tick thread may call before __init__ returns
+        term = syncobj.raftCurrentTerm if syncobj is not None else None
+        log = logger.warning if _LEADER in (old, new) else logger.info
+        log("raft: %s -> %s", _ROLE_NAMES.get(old, old), _ROLE_NAMES.get(new, new),
+            extra={"node": self.settings.name, "term": term})
+        if then is not None:
+            then(old, new)
 
     def _compact_by_bytes(self) -> None:
         """Tick thread: start a log compaction once ``compaction_max_bytes`` were applied since the last.
