@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import os
+import pickle
 import socket
 import threading
 import zlib
@@ -105,6 +106,9 @@ class RaftSettings:
     #: Also compact once this many bytes of batches were applied since the last compaction: entries
     #: carry a whole group-commit batch, so an entry count alone does not bound the log's memory.
     compaction_max_bytes: int = 64 << 20
+    #: Most bytes of entries in one append message (pysyncobj: 64 KiB). An entry bigger than this
+    #: goes out in chunks, each answered by the follower; group-commit batches are up to ~1 MiB.
+    append_entries_batch_bytes: int = 4 << 20
 
     @property
     def self_member(self) -> Member:
@@ -187,6 +191,7 @@ class TokenTCPTransport(TCPTransport):
     def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any, *, token: str) -> None:
         self._digest = _token_digest(token)
         self._refused_logged: set[str] = set()
+        self._transmissions: dict[Any, bytearray] = {}  # node -> chunks of one large entry so far
         super().__init__(syncObj, selfNode, otherNodes)
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
@@ -198,6 +203,8 @@ class TokenTCPTransport(TCPTransport):
         pysyncobj's follower truncates and re-adds them. Raft only needs
         ``nextIndex = max(nextIndex, reply)`` on success.
         """
+        if isinstance(message, dict) and message.get("type") == "append_entries" and "transmission" in message:
+            message = self._reassemble(node, message)
         if isinstance(message, dict) and message.get("type") == "next_node_idx" \
                 and message.get("success") and not message.get("reset"):
             next_index = self._syncObj._SyncObj__raftNextIndex
@@ -207,6 +214,37 @@ class TokenTCPTransport(TCPTransport):
                 next_index[node] = before
             return
         super()._onMessageReceived(node, message)
+
+    def _reassemble(self, node: Any, message: dict[str, Any]) -> dict[str, Any]:
+        """Follower side of a chunked entry: hand pysyncobj the entry only once it is whole.
+
+        pysyncobj's leader labels a chunk "finish" by comparing against the
+        command's length, not the pickled entry's, so when a chunk boundary
+        falls in the few dozen bytes between the two, "finish" comes one
+        chunk early; the follower then failed to unpickle it on every retry.
+        Here the chunks are collected; a "finish" that does not unpickle is
+        passed on as "process" (pysyncobj answers it the same way), and the
+        whole entry goes to pysyncobj as a plain append.
+        """
+        part = message["transmission"]
+        data = message.get("data") or b""
+        if part == "start":
+            self._transmissions[node] = bytearray(data)
+            return message
+        collected = self._transmissions.get(node)
+        if collected is None:  # a chunk without its start: pysyncobj's own handling
+            return message
+        collected += data
+        if part != "finish":
+            return message
+        try:
+            entry = pickle.loads(collected)
+        except Exception:  # truncated: the real last chunk is still to come
+            return {**message, "transmission": "process"}
+        del self._transmissions[node]
+        whole = {k: v for k, v in message.items() if k not in ("transmission", "data")}
+        whole["entries"] = [entry]
+        return whole
 
     def _sendSelfAddress(self, conn: Any) -> None:
         conn.send({"sensu_cluster": self._digest, "node": self._selfNode.address})
@@ -261,6 +299,7 @@ class RaftNode:
         conf = SyncObjConf(
             autoTick=True,
             appendEntriesUseBatch=False,
+            appendEntriesBatchSizeBytes=settings.append_entries_batch_bytes,
             appendEntriesPeriod=settings.heartbeat_s,
             raftMinTimeout=settings.election_s,
             raftMaxTimeout=settings.election_s * 2,

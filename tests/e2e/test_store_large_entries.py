@@ -1,0 +1,73 @@
+"""Entries larger than one append message reach every follower, whatever their size.
+
+pysyncobj sends an entry bigger than ``appendEntriesBatchSizeBytes`` in
+chunks, and labels a chunk "finish" by comparing against the command's
+length instead of the pickled entry's: when a chunk boundary falls in the
+few dozen bytes between the two, the follower gets "finish" one chunk early,
+cannot unpickle it, and fails on every retry (the write stalls, seconds at a
+time under load). Three real stores in one child process, with 64 KiB
+append messages, write values whose sizes sweep across a chunk boundary
+byte by byte; every write must be acknowledged and be on every node, and no
+follower may fail on the way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import trio
+
+from tests.harness.backend import REPO, free_port
+
+_SCRIPT = r"""
+import json, logging, sys, trio
+from contextlib import AsyncExitStack
+from cluster.membership import Member, RaftSettings
+from cluster.store import open_store
+
+class Failures(logging.Handler):
+    count = 0
+    def emit(self, record):
+        Failures.count += 1
+
+logging.getLogger("pysyncobj").addHandler(Failures(logging.ERROR))
+
+async def main(state_dir, *peers):
+    members = tuple(Member(f"n{i}", p) for i, p in enumerate(peers))
+    async with AsyncExitStack() as stack:
+        stores = [await stack.enter_async_context(open_store(RaftSettings(
+            name=m.name, advertise_url=m.peer_url, listen_url=m.peer_url, members=members, token="large",
+            state_dir=f"{state_dir}/{m.name}", append_entries_batch_bytes=65536))) for m in members]
+        with trio.fail_after(30):
+            while not any(s.node.syncobj._isLeader() for s in stores):
+                await trio.sleep(0.05)
+        leader = next(s for s in stores if s.node.syncobj._isLeader())
+        await leader.wait_leader(30)
+        sizes = range(2 * 65536 - 300, 2 * 65536 - 60)  # pickled entries end just past the 2nd chunk
+        with trio.fail_after(120):
+            for n in sizes:
+                await leader.put(f"/big/{n}", b"x" * n)
+            for s in stores:  # every follower applies every value
+                while len((await s.range("/big/")).items) < len(sizes):
+                    await trio.sleep(0.05)
+        print(json.dumps({"written": len(sizes), "on_each": [len((await s.range("/big/")).items) for s in stores],
+                          "raft_errors": Failures.count}))
+
+trio.run(main, *sys.argv[1:])
+"""
+
+
+async def test_entries_bigger_than_an_append_message_reach_every_follower(tmp_path: Path) -> None:
+    host = "127.0.0.1"
+    peers = [f"http://{host}:{free_port(host)}" for _ in range(3)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with trio.fail_after(200):
+        proc = await trio.run_process([sys.executable, "-c", _SCRIPT, str(tmp_path), *peers],
+                                      capture_stdout=True, capture_stderr=True, check=False, cwd=str(REPO), env=env)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
+    out = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    assert out["on_each"] == [out["written"]] * 3
+    assert out["raft_errors"] == 0  # no follower failed to read a chunked entry
