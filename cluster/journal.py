@@ -19,8 +19,9 @@ dump already covers are dropped, and the ones after it are kept.
 
 Compaction must also be cheap, because it now runs every
 ``compaction_max_bytes`` of applied batches: :class:`FastDumpGzip` writes
-dumps at gzip level 1, and the replaced journal is closed without first
-writing its whole mapping out.
+dumps at gzip level 1, :class:`LowPriorityDumpWriter` runs the forked dump
+writer at nice 19, and the replaced journal is closed without first writing
+its whole mapping out.
 """
 
 from __future__ import annotations
@@ -39,7 +40,14 @@ from pysyncobj.journal import (
     ResizableFile,
 )
 
-__all__ = ["DurableFileJournal", "FastDumpGzip", "LowPriorityDumpWriter", "create_journal", "keep_journal_past_dump", "REWRITE_SUFFIX"]
+__all__ = [
+    "DurableFileJournal",
+    "FastDumpGzip",
+    "LowPriorityDumpWriter",
+    "REWRITE_SUFFIX",
+    "create_journal",
+    "keep_journal_past_dump",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +127,10 @@ def _fsync_directory(path: str) -> None:
 class FastDumpGzip:
     """The ``gzip`` pysyncobj writes full dumps with, compressing at level 1 instead of 9.
 
-    Why: all nodes compact at the same applied byte count, so their dumps
-    run at once; at level 9 each took ~0.33 s of CPU for a 3 MB state, and
-    on a loaded machine the three together stalled events for seconds.
-    Level 1 takes a tenth of that for a dump ~20 % larger. Reading is
-    unchanged (any level reads the same way).
+    Why: at level 9 a 3 MB state took ~0.33 s of CPU, and on a loaded
+    machine three nodes' dumps stalled events for seconds. Level 1 takes a
+    tenth of that for a dump ~20 % larger. Reading is unchanged (any level
+    reads the same way).
     """
 
     @staticmethod

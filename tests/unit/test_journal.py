@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pysyncobj.journal import FileJournal
 
-from cluster.journal import REWRITE_SUFFIX, DurableFileJournal, keep_journal_past_dump
+from cluster.journal import REWRITE_SUFFIX, DurableFileJournal, LowPriorityDumpWriter, keep_journal_past_dump
 from cluster.membership import Member, RaftSettings, first_compaction_at
 
 
@@ -77,3 +78,20 @@ def test_members_first_compact_at_points_spread_over_one_interval() -> None:
                                                compaction_max_bytes=3_000))
               for m in members]
     assert points == [3_000, 4_000, 5_000]
+
+
+def test_the_dump_writer_child_runs_at_nice_19_and_the_parent_does_not() -> None:
+    before = os.nice(0)
+    read, write = os.pipe()
+    pid = LowPriorityDumpWriter().fork()
+    if pid == 0:  # the child: report its niceness, leave at once (as the dump writer does)
+        os.write(write, str(os.nice(0)).encode())
+        os._exit(0)
+    os.close(write)
+    try:
+        child = int(os.read(read, 16))
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert child == 19
+    assert os.nice(0) == before
