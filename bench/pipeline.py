@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import json
 import os
 import random
@@ -70,10 +71,12 @@ def sink_main(args: argparse.Namespace) -> None:
     import selectors
     import socket
 
-    arrivals: list[tuple[float, float]] = []  # (arrival time, latency)
+    arrival_at: list[float] = []  # arrival times, in arrival order (so sorted: windows are bisected)
+    latencies: list[float] = []  # latency of each arrival, same index
+    slow: list[tuple[float, float, str, str]] = []  # (arrival, latency, entity, check) of arrivals over 1 s
     bad = [0]
     sel = selectors.DefaultSelector()
-    listener = socket.create_server(("127.0.0.1", args.port), backlog=1024)
+    listener = socket.create_server(("127.0.0.1", args.port), backlog=4096)
     listener.setblocking(False)
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
@@ -91,25 +94,35 @@ def sink_main(args: argparse.Namespace) -> None:
         except (ValueError, KeyError, IndexError):
             bad[0] += 1
             return
-        arrivals.append((now, now - sent))
+        if arrival_at and now < arrival_at[-1]:
+            now = arrival_at[-1]  # keep the times sorted if the clock stepped back
+        arrival_at.append(now)
+        latencies.append(now - sent)
+        if now - sent > 1.0:
+            slow.append((now, now - sent, event["entity"]["metadata"]["name"], event["check"]["metadata"]["name"]))
 
     def command(cmd: list[str]) -> bool:
         if cmd[0] == "window":  # window <t0> <t1>: arrivals in [t0, t1) and their latencies
             t0, t1 = float(cmd[1]), float(cmd[2])
-            lat = [lat for at, lat in arrivals if t0 <= at < t1]
+            first, end = bisect.bisect_left(arrival_at, t0), bisect.bisect_left(arrival_at, t1)
+            lat = latencies[first:end]
             slices: dict[int, list[float]] = {}  # p99 per second of the window: a stall or a backlog?
-            for at, latency in arrivals:
-                if t0 <= at < t1:
-                    slices.setdefault(int(at - t0), []).append(latency)
+            for i in range(first, end):
+                slices.setdefault(int(arrival_at[i] - t0), []).append(latencies[i])
+            slowest = sorted((s for s in slow if t0 <= s[0] < t1), key=lambda s: -s[1])[:10]
             print(json.dumps({"window": {"count": len(lat), "p50_ms": percentile(lat, 50) * 1e3,
                                          "p99_ms": percentile(lat, 99) * 1e3,
                                          "max_ms": max(lat) * 1e3 if lat else None,
                                          "p99_ms_by_second": [round(percentile(v, 99) * 1e3)
                                                               for _, v in sorted(slices.items())],
-                                         "bad": bad[0], "total": len(arrivals)}}), flush=True)
+                                         "over_1s": sum(1 for s in slow if t0 <= s[0] < t1),
+                                         "slowest": [[round(at - t0, 2), round(latency, 2), entity, check]
+                                                     for at, latency, entity, check in slowest],
+                                         "bad": bad[0], "total": len(arrival_at)}}), flush=True)
         elif cmd[0] == "sent_between":  # events *sent* in [t0, t1) that arrived (by latency)
             t0, t1 = float(cmd[1]), float(cmd[2])
-            n = sum(1 for at, lat in arrivals if t0 <= at - lat < t1)
+            first = bisect.bisect_left(arrival_at, t0)  # sent at or after t0 means arrived at or after t0
+            n = sum(1 for i in range(first, len(arrival_at)) if t0 <= arrival_at[i] - latencies[i] < t1)
             print(json.dumps({"sent_between": n}), flush=True)
         elif cmd[0] == "stop":
             return False
@@ -400,7 +413,8 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "handled_per_s": round(window["count"] / dt, 1),
                 "delivered_fraction": round(delivered / max(1.0, offered), 3),
                 "p50_ms": round(window["p50_ms"], 1), "p99_ms": round(window["p99_ms"], 1),
-                "p99_ms_by_second": window["p99_ms_by_second"],
+                "p99_ms_by_second": window["p99_ms_by_second"], "over_1s": window["over_1s"],
+                "slowest": window["slowest"][:5],
                 "backend_cpu_pct": [round((c1 - c0) / dt * 100) for c1, c0 in zip(cpu1, cpu0)],
                 "generator_cpu_pct": round(sum(c1 - c0 for c1, c0 in zip(gen1, gen0)) / dt * 100),
                 "sink_cpu_pct": round((sink1 - sink0) / dt * 100),
@@ -435,7 +449,8 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
                     w = sink.read("window")
                     minutes.append({"t": round(now - t_start), "handled_per_s": round(w["count"] / (now - minute_start), 1),
                                     "p50_ms": round(w["p50_ms"], 1), "p99_ms": round(w["p99_ms"], 1),
-                                    "max_ms": round(w["max_ms"] or 0, 1)})
+                                    "max_ms": round(w["max_ms"] or 0, 1), "over_1s": w["over_1s"],
+                                    "slowest": w["slowest"][:5]})
                     print(json.dumps({"soak_minute": minutes[-1]}), flush=True)
                     minute_start = now
             soak_cpu = sum(cpu_s(p) for p in pids) - sum(cpu_start)

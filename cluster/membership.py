@@ -109,6 +109,11 @@ class RaftSettings:
     #: Most bytes of entries in one append message (pysyncobj: 64 KiB). An entry bigger than this
     #: goes out in chunks, each answered by the follower; group-commit batches are up to ~1 MiB.
     append_entries_batch_bytes: int = 4 << 20
+    #: SO_SNDBUF / SO_RCVBUF of peer sockets (pysyncobj: 64 KiB, which also turns off the kernel's
+    #: autotuning). With entries of hundreds of KB, a follower that read a few ms late had its
+    #: receive queue pruned and packets dropped, and TCP's retransmission timeout (>= 200 ms,
+    #: doubling) stalled replication. The kernel caps this at net.core.rmem_max / wmem_max.
+    peer_socket_buffer_bytes: int = 4 << 20
 
     @property
     def self_member(self) -> Member:
@@ -300,6 +305,8 @@ class RaftNode:
             autoTick=True,
             appendEntriesUseBatch=False,
             appendEntriesBatchSizeBytes=settings.append_entries_batch_bytes,
+            sendBufferSize=settings.peer_socket_buffer_bytes,
+            recvBufferSize=settings.peer_socket_buffer_bytes,
             appendEntriesPeriod=settings.heartbeat_s,
             raftMinTimeout=settings.election_s,
             raftMaxTimeout=settings.election_s * 2,
