@@ -9,8 +9,11 @@ can never merge their logs.
 Raft timing (see docs/store.md): heartbeats every ``heartbeat_s``; elections
 after a random timeout in ``[election_s, 2 * election_s]``; idle peer links are
 kept open (pysyncobj's default 3.5 s idle timeout drops follower-to-follower
-links, which loses the first vote after a leader dies); log compaction is rare
-because each entry is a whole group-commit batch.
+links, which loses the first vote after a leader dies); the log is compacted
+every ``compaction_max_bytes`` of applied batches, with pysyncobj's compaction
+made safe and cheap in cluster/journal.py. Peer links get large socket buffers
+and whole-entry reassembly (see :class:`RaftSettings` and
+:meth:`TokenTCPTransport._reassemble`).
 """
 
 from __future__ import annotations
