@@ -217,8 +217,9 @@ async def _proxy_entity(store: Store, event: Event, now: int) -> None:
 
 #: The stored event's check fields the merge reads from the previous event.
 _PREVIOUS_FIELDS: Final = ("history", "last_ok", "occurrences", "occurrences_watermark")
-#: Events whose merge state this node remembers, per store (cleared whole when full).
-_PREVIOUS_MAX: Final = 65_536
+#: Events whose merge state this node remembers, per store (cleared whole when full). An entry
+#: holds a 21-entry history, a few KB: at most some tens of MB.
+_PREVIOUS_MAX: Final = 16_384
 _previous_by_store: "weakref.WeakKeyDictionary[Store, dict[str, tuple[int, dict[str, Any]]]]" = \
     weakref.WeakKeyDictionary()
 
