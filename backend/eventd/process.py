@@ -28,14 +28,22 @@ import copy
 import logging
 import time
 import uuid
-import weakref
 from typing import Any, Final, Protocol
 
 import trio
 
 from backend.resources import Entity, Event, ValidationError, entity_subscription, keys
 from backend.resources.entity import ENTITY_CLASS_AGENT, ENTITY_CLASS_PROXY
-from backend.resources.storage import decode, decode_cached, decode_dict, decode_dict_cached, encode, encode_dict
+from backend.resources.storage import (
+    decode,
+    decode_cached,
+    decode_dict,
+    decode_dict_cached,
+    derive_cached,
+    encode,
+    encode_dict,
+    remember_cached,
+)
 from backend.silenced.silenced import entries_to_clear_on_resolve, silenced_by
 from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError, StoreError
@@ -217,37 +225,31 @@ async def _proxy_entity(store: Store, event: Event, now: int) -> None:
 
 #: The stored event's check fields the merge reads from the previous event.
 _PREVIOUS_FIELDS: Final = ("history", "last_ok", "occurrences", "occurrences_watermark")
-#: Events whose merge state this node remembers, per store (cleared whole when full). An entry
-#: holds a 21-entry history, a few KB: at most some tens of MB.
-_PREVIOUS_MAX: Final = 16_384
-_previous_by_store: "weakref.WeakKeyDictionary[Store, dict[str, tuple[int, dict[str, Any]]]]" = \
-    weakref.WeakKeyDictionary()
+#: The decoder name under which the merge state of stored events is cached.
+_MERGE_STATE: Final = "eventd-merge-state"
+
+
+def _merge_state(event: dict[str, Any]) -> dict[str, Any]:
+    """What the merge reads of a stored event: its check's counters and history.
+
+    Why cached: results of one check usually arrive through the same node,
+    which wrote the stored event itself (and seeds the cache with this, see
+    :func:`remember_cached`); decoding the whole stored event again, entity
+    and all, for four check fields was a visible share of an event's CPU.
+    """
+    check = event.get("check")
+    if not check:
+        return {}  # no check: the merge replaces it
+    return {"check": {f: check[f] for f in _PREVIOUS_FIELDS if f in check} or dict(check)}
 
 
 def _previous(store: Store, kv: KeyValue) -> dict[str, Any]:
-    """The stored event as the merge needs it; from memory when this node wrote that revision.
-
-    Why: results of one check usually arrive through the same node, which
-    wrote the stored event itself; decoding the whole stored event again
-    (entity and all) for four check fields was a visible share of an
-    event's CPU. Keyed by ``mod_revision``, so a write from anywhere else is
-    a miss and is decoded.
-    """
-    remembered = _previous_by_store.get(store, {}).get(kv.key)
-    if remembered is not None and remembered[0] == kv.mod_revision:
-        return remembered[1]
-    return decode_dict(kv.value)
+    """The stored event as the merge needs it, decoded once per revision (shared: read only)."""
+    return derive_cached(store, kv, _MERGE_STATE, lambda value: _merge_state(decode_dict(value)))
 
 
 def _remember(store: Store, key: str, revision: int, merged: dict[str, Any]) -> None:
-    check = merged["check"]
-    projection = {"check": {f: check[f] for f in _PREVIOUS_FIELDS if f in check}}
-    remembered = _previous_by_store.get(store)
-    if remembered is None:
-        remembered = _previous_by_store[store] = {}
-    elif len(remembered) >= _PREVIOUS_MAX and key not in remembered:
-        remembered.clear()
-    remembered[key] = (revision, projection)
+    remember_cached(store, key, revision, _MERGE_STATE, _merge_state(merged))
 
 
 #: The check fields :func:`merge_event` reads; it writes only :data:`_MERGE_OUTPUTS` (and ``timestamp``).

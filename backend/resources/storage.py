@@ -12,7 +12,16 @@ from typing import Any, Callable, Protocol, TypeVar
 
 import msgpack
 
-__all__ = ["encode", "decode", "encode_dict", "decode_dict", "decode_cached", "decode_dict_cached", "derive_cached"]
+__all__ = [
+    "encode",
+    "decode",
+    "encode_dict",
+    "decode_dict",
+    "decode_cached",
+    "decode_dict_cached",
+    "derive_cached",
+    "remember_cached",
+]
 
 
 class _Storable(Protocol):
@@ -41,10 +50,12 @@ def decode(cls: type[T], value: bytes) -> T:
     return cls.from_store(decode_dict(value))  # type: ignore[attr-defined,no-any-return]
 
 
-#: Decoded objects per store, by (key, mod_revision, decoder). Cleared whole when full: simple, and
-#: a (key, mod_revision) pair names one value forever, so an entry is never stale, only unused.
-_DECODED_MAX = 8192
-_decoded: "weakref.WeakKeyDictionary[object, dict[tuple[str, int, object], Any]]" = weakref.WeakKeyDictionary()
+#: Decoded objects per store: (key, decoder) -> (mod_revision, object), the newest revision read
+#: or written. One slot per key and decoder, so a key written for every event (an event's merge
+#: state) replaces its own entry instead of filling the cache with old revisions. Cleared whole
+#: when full: simple, and a miss only costs a decode.
+_DECODED_MAX = 16_384
+_decoded: "weakref.WeakKeyDictionary[object, dict[tuple[str, object], tuple[int, Any]]]" = weakref.WeakKeyDictionary()
 
 
 class _StoredValue(Protocol):
@@ -53,16 +64,28 @@ class _StoredValue(Protocol):
     value: bytes
 
 
-def _cached(owner: object, kv: _StoredValue, how: object, decoder: Callable[[bytes], Any]) -> Any:
+def _slots(owner: object) -> dict[tuple[str, object], tuple[int, Any]]:
     cache = _decoded.get(owner)
     if cache is None:
         cache = _decoded[owner] = {}
-    ident = (kv.key, kv.mod_revision, how)
-    obj = cache.get(ident)
-    if obj is None:
-        if len(cache) >= _DECODED_MAX:
-            cache.clear()
-        obj = cache[ident] = decoder(kv.value)
+    return cache
+
+
+def _store_slot(cache: dict[tuple[str, object], tuple[int, Any]], ident: tuple[str, object], revision: int,
+                obj: Any) -> None:
+    if ident not in cache and len(cache) >= _DECODED_MAX:
+        cache.clear()
+    cache[ident] = (revision, obj)
+
+
+def _cached(owner: object, kv: _StoredValue, how: object, decoder: Callable[[bytes], Any]) -> Any:
+    cache = _slots(owner)
+    ident = (kv.key, how)
+    slot = cache.get(ident)
+    if slot is not None and slot[0] == kv.mod_revision:
+        return slot[1]
+    obj = decoder(kv.value)
+    _store_slot(cache, ident, kv.mod_revision, obj)
     return obj
 
 
@@ -89,3 +112,13 @@ def derive_cached(owner: object, kv: _StoredValue, how: object, derive: Callable
     the API answers a GET with. Shared: never modify the result.
     """
     return _cached(owner, kv, how, derive)  # type: ignore[no-any-return]
+
+
+def remember_cached(owner: object, key: str, mod_revision: int, how: object, obj: Any) -> None:
+    """Seed :func:`derive_cached` with what ``derive`` would return for the value just written.
+
+    For a writer that already holds the result: the next read of that
+    revision, on this node, then costs no decode. ``obj`` must equal
+    ``derive`` of the stored bytes, and is shared like every cached result.
+    """
+    _store_slot(_slots(owner), (key, how), mod_revision, obj)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.eventd.merge import merge_event
-from backend.eventd.process import _merge, _previous, _remember
+from backend.eventd.process import _merge, _merge_state, _previous, _remember
 from backend.resources.storage import decode_dict, encode_dict
 from cluster.statemachine import KeyValue
 
@@ -76,5 +76,8 @@ def test_the_remembered_previous_event_merges_like_the_stored_one(statuses: list
     assert stored is not None
     assert _previous(store, stored) == {"check": {f: prev_full["check"][f] for f in  # type: ignore[arg-type,index]
                                                   ("history", "last_ok", "occurrences", "occurrences_watermark")}}
-    written_elsewhere = stored._replace(mod_revision=stored.mod_revision + 5)
-    assert _previous(store, written_elsewhere) == decode_dict(written_elsewhere.value)  # type: ignore[arg-type]
+    elsewhere = copy.deepcopy(prev_full)  # another node wrote a newer revision: read from its bytes
+    elsewhere["check"]["occurrences"] += 100
+    written_elsewhere = stored._replace(value=encode_dict(elsewhere), mod_revision=stored.mod_revision + 5)
+    assert _previous(store, written_elsewhere) == _merge_state(decode_dict(written_elsewhere.value))  # type: ignore[arg-type]
+    assert _previous(store, written_elsewhere)["check"]["occurrences"] == prev_full["check"]["occurrences"] + 100  # type: ignore[arg-type]
