@@ -13,14 +13,10 @@ entry bound; reopened, every value is there.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 
-import trio
 
-from tests.harness.backend import REPO, free_port
+from tests.harness.backend import free_port, run_store_script
 
 _SCRIPT = r"""
 import json, os, sys, trio
@@ -87,12 +83,8 @@ trio.run(main, sys.argv[1], sys.argv[2], sys.argv[3])
 
 
 async def _run(peer: str, state_dir: Path, phase: str, script: str = _SCRIPT) -> dict[str, int]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with trio.fail_after(120):  # hang guard: without the byte bound no dump would ever appear
-        proc = await trio.run_process([sys.executable, "-c", script, peer, str(state_dir), phase],
-                                      capture_stdout=True, capture_stderr=True, check=False, cwd=str(REPO), env=env)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-5000:]
-    return json.loads(proc.stdout.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+    # hang guard (the helper's timeout): without the byte bound no dump would ever appear
+    return await run_store_script(script, peer, str(state_dir), phase, timeout=120)  # type: ignore[no-any-return]
 
 
 async def test_a_stop_between_dump_and_journal_cut_loses_nothing(tmp_path: Path) -> None:

@@ -13,14 +13,10 @@ follower may fail on the way.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 
-import trio
 
-from tests.harness.backend import REPO, free_port
+from tests.harness.backend import free_port, run_store_script
 
 _SCRIPT = r"""
 import json, logging, sys, trio
@@ -63,11 +59,6 @@ trio.run(main, *sys.argv[1:])
 async def test_entries_bigger_than_an_append_message_reach_every_follower(tmp_path: Path) -> None:
     host = "127.0.0.1"
     peers = [f"http://{host}:{free_port(host)}" for _ in range(3)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with trio.fail_after(200):
-        proc = await trio.run_process([sys.executable, "-c", _SCRIPT, str(tmp_path), *peers],
-                                      capture_stdout=True, capture_stderr=True, check=False, cwd=str(REPO), env=env)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
-    out = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    out = await run_store_script(_SCRIPT, str(tmp_path), *peers, timeout=200)
     assert out["on_each"] == [out["written"]] * 3
     assert out["raft_errors"] == 0  # no follower failed to read a chunked entry

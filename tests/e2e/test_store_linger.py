@@ -6,15 +6,10 @@ process, as the node does, and prints what its commit task did.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 
-import trio
-
 from cluster.store import LINGER_OPS
-from tests.harness.backend import REPO, free_port
+from tests.harness.backend import free_port, run_store_script
 
 _SCRIPT = r"""
 import json, sys, trio
@@ -73,12 +68,8 @@ trio.run(main, sys.argv[1], sys.argv[2])
 async def test_lingering_writes_share_an_entry_and_plain_writes_end_the_wait(tmp_path: Path) -> None:
     host = "127.0.0.1"
     peer = f"http://{host}:{free_port(host)}"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with trio.fail_after(120):  # hang guard: a linger that is never ended would wait an hour
-        proc = await trio.run_process([sys.executable, "-c", _SCRIPT, peer, str(tmp_path / "raft")],
-                                      capture_stdout=True, capture_stderr=True, check=False, cwd=str(REPO), env=env)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-5000:]
-    out = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    # hang guard (the helper's timeout): a linger that is never ended would wait an hour
+    out = await run_store_script(_SCRIPT, peer, str(tmp_path / "raft"), timeout=120)
     assert out["one_entry"] == {"batches": 1, "ops": 11}
     assert out["stored"] == 11
     assert out["alone"] is True

@@ -8,6 +8,7 @@ A process's log is attached to the failure when a wait times out.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,21 @@ import httpx
 import trio
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+async def run_store_script(script: str, *args: str, timeout: float = 120.0) -> Any:
+    """Run ``script`` (real stores, in a child process as in a node) and return its last JSON line.
+
+    For store tests that need pysyncobj's own process-wide state (its tick
+    thread, its module patches, forked dump writers) kept out of the test
+    process. ``timeout`` is a hang guard; a non-zero exit fails with stderr.
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with trio.fail_after(timeout):
+        proc = await trio.run_process([sys.executable, "-c", script, *args], capture_stdout=True,
+                                      capture_stderr=True, check=False, cwd=str(REPO), env=env)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-5000:]
+    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
 
 
 def free_port(host: str = "127.0.0.1") -> int:
