@@ -243,9 +243,13 @@ def _merge_state(event: dict[str, Any]) -> dict[str, Any]:
     return {"check": {f: check[f] for f in _PREVIOUS_FIELDS if f in check} or dict(check)}
 
 
+def _decode_merge_state(value: bytes) -> dict[str, Any]:
+    return _merge_state(decode_dict(value))
+
+
 def _previous(store: Store, kv: KeyValue) -> dict[str, Any]:
     """The stored event as the merge needs it, decoded once per revision (shared: read only)."""
-    return derive_cached(store, kv, _MERGE_STATE, lambda value: _merge_state(decode_dict(value)))
+    return derive_cached(store, kv, _MERGE_STATE, _decode_merge_state)
 
 
 def _remember(store: Store, key: str, revision: int, merged: dict[str, Any]) -> None:
