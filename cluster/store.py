@@ -65,12 +65,13 @@ MAX_INFLIGHT = 2
 #: Default deadline of a write.
 WRITE_TIMEOUT_S = 10.0
 #: Longest wait for company of an entry whose first write is lingering (see the module docstring).
-#: 15 ms cut the CPU per event on a three-node cluster by a quarter at 900 events/s (docs/performance.md).
-LINGER_S = 0.015
+#: 15 ms cut the CPU per event on a three-node cluster by a quarter at 900 events/s; 25 ms (with
+#: LINGER_OPS 24) cuts another 6 % at 2,000 events/s for ~5 ms more median latency (docs/performance.md).
+LINGER_S = 0.025
 #: A linger ends as soon as this many writes are queued, and is skipped while entries fill up this
 #: much without it: under heavy load writes queue anyway, and waiting would only add latency to
 #: the event workers (whose throughput is bounded by that latency).
-LINGER_OPS = 16
+LINGER_OPS = 24
 
 _lingering: contextvars.ContextVar[bool] = contextvars.ContextVar("store_lingering", default=False)
 
