@@ -14,12 +14,14 @@ time each event arrives, so **latency is from result sent by the agent to
 the handler delivering it** (p50/p99 over the window). For each offered rate
 (``--rates``, events/s over all agents, open loop: the generators send on a
 schedule whatever the backend does) the script reports what the sink
-received per second, the latency, the backend CPU and RSS, and whether the
-rate was *sustained* (at least 97 % of the offered events delivered within
-the window plus two seconds, p99 under 250 ms).
+received per second, the latency, the backend CPU and RSS, how long each
+node waited for a core (run-queue wait) and how idle the machine was, and
+whether the rate was *sustained* (at least 97 % of the offered events
+delivered within the window plus two seconds, p99 under 250 ms).
 
 ``--soak S`` then runs ``--soak-rate`` for S seconds, sampling every node's
-RSS every 10 s, to show memory stays flat.
+RSS every 10 s, to show memory stays flat, and reports the latency, CPU,
+run-queue wait and idle time of every minute.
 
 Results alternate OK (status 0) and warning (status 1) per agent, across
 ``--checks`` check names per agent, so the pipeline sees incidents,
@@ -440,6 +442,21 @@ class Child:
             self.proc.wait(5)
 
 
+def rq_wait_s(pid: int) -> float:
+    """Seconds the process's threads spent runnable but waiting for a core (``/proc/<pid>/schedstat``)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(idle, total) clock ticks of every core so far, from ``/proc/stat``."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields)
+
+
+def idle_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    return round((after[0] - before[0]) / max(1, after[1] - before[1]) * 100, 1)
+
+
 def rss_mb(pid: int) -> float:
     return rss_kb(pid) / 1024
 
@@ -506,6 +523,8 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
                 g.send(f"rate {rate / len(loads)}")
             time.sleep(min(5.0, seconds / 3))  # warm up at this rate
             cpu0 = [cpu_s(p) for p in pids]
+            wait0 = [rq_wait_s(p) for p in pids]
+            ticks0 = machine_ticks()
             gen0 = [cpu_s(g.proc.pid) for g in loads]
             sink0 = cpu_s(sink.proc.pid)
             b0, o0 = store_stats()
@@ -513,6 +532,8 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
             time.sleep(seconds)
             t1 = time.time()
             cpu1 = [cpu_s(p) for p in pids]
+            wait1 = [rq_wait_s(p) for p in pids]
+            ticks1 = machine_ticks()
             gen1 = [cpu_s(g.proc.pid) for g in loads]
             sink1 = cpu_s(sink.proc.pid)
             b1, o1 = store_stats()
@@ -531,6 +552,9 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "p99_ms_by_second": window["p99_ms_by_second"], "over_1s": window["over_1s"],
                 "slowest": window["slowest"][:5],
                 "backend_cpu_pct": [round((c1 - c0) / dt * 100) for c1, c0 in zip(cpu1, cpu0)],
+                # time runnable but without a core: how much the 2 shared cores make each node queue
+                "backend_rq_wait_pct": [round((w1 - w0) / dt * 100) for w1, w0 in zip(wait1, wait0)],
+                "machine_idle_pct": idle_pct(ticks0, ticks1),
                 "generator_cpu_pct": round(sum(c1 - c0 for c1, c0 in zip(gen1, gen0)) / dt * 100),
                 "sink_cpu_pct": round((sink1 - sink0) / dt * 100),
                 "raft_ops_per_event": round((o1 - o0) / max(1, window["count"]), 2),
@@ -554,6 +578,7 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
             minutes: list[dict[str, Any]] = []  # latency of each minute of the soak, from the sink
             minute_start = t_start
             cpu_start = [cpu_s(p) for p in pids]
+            minute_cpu, minute_wait, minute_ticks = sum(cpu_start), sum(rq_wait_s(p) for p in pids), machine_ticks()
             while time.time() < t_end:
                 samples.append({"t": round(time.time() - t_start), "rss_mb": [round(rss_mb(p), 1) for p in pids]})
                 print(json.dumps({"soak": samples[-1]}), flush=True)
@@ -562,10 +587,15 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
                     now = time.time()
                     sink.send(f"window {minute_start} {now}")
                     w = sink.read("window")
+                    cpu, wait, ticks = sum(cpu_s(p) for p in pids), sum(rq_wait_s(p) for p in pids), machine_ticks()
                     minutes.append({"t": round(now - t_start), "handled_per_s": round(w["count"] / (now - minute_start), 1),
                                     "p50_ms": round(w["p50_ms"], 1), "p99_ms": round(w["p99_ms"], 1),
                                     "max_ms": round(w["max_ms"] or 0, 1), "over_1s": w["over_1s"],
-                                    "slowest": w["slowest"][:5]})
+                                    "slowest": w["slowest"][:5],
+                                    "backend_cpu_pct": round((cpu - minute_cpu) / (now - minute_start) * 100),
+                                    "backend_rq_wait_pct": round((wait - minute_wait) / (now - minute_start) * 100),
+                                    "machine_idle_pct": idle_pct(minute_ticks, ticks)})
+                    minute_cpu, minute_wait, minute_ticks = cpu, wait, ticks
                     print(json.dumps({"soak_minute": minutes[-1]}), flush=True)
                     minute_start = now
             soak_cpu = sum(cpu_s(p) for p in pids) - sum(cpu_start)
@@ -627,7 +657,7 @@ def main() -> None:
     print()
     cols = ["nodes", "phase", "offered_per_s", "handled_per_s", "delivered_fraction", "p50_ms", "p99_ms",
             "sustained", "backend_cpu_pct", "backend_cpu_ms_per_event", "raft_ops_per_event", "ops_per_proposal",
-            "generator_cpu_pct", "sink_cpu_pct", "rss_mb", "loadavg_1m"]
+            "generator_cpu_pct", "sink_cpu_pct", "backend_rq_wait_pct", "machine_idle_pct", "rss_mb", "loadavg_1m"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
