@@ -545,7 +545,7 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
             dt = t1 - t0
             offered = rate * dt
             row = {
-                "nodes": count, "phase": label, "offered_per_s": rate,
+                "nodes": count, "phase": label, "offered_per_s": rate, "window_start_unix": round(t0, 3),
                 "handled_per_s": round(window["count"] / dt, 1),
                 "delivered_fraction": round(delivered / max(1.0, offered), 3),
                 "p50_ms": round(window["p50_ms"], 1), "p99_ms": round(window["p99_ms"], 1),

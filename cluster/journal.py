@@ -18,18 +18,23 @@ to a new file, which then replaces the journal in one rename.
 dump already covers are dropped, and the ones after it are kept.
 
 Compaction must also be cheap, because it now runs every
-``compaction_max_bytes`` of applied batches: :class:`FastDumpGzip` writes
-dumps at gzip level 1, :class:`LowPriorityDumpWriter` runs the forked dump
-writer at nice 19, and the replaced journal is closed without first writing
-its whole mapping out.
+``compaction_max_bytes`` of applied batches: :func:`write_dumps_in_a_thread`
+pickles the state on the tick thread and writes it from a thread instead of
+a forked child (whose copy-on-write faults stalled the node), dumps are
+compressed at gzip level 1 (:class:`FastDumpGzip` for pysyncobj's own
+writer), and the replaced journal is closed without first writing its whole
+mapping out.
 """
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
 import os
+import pickle
 import struct
+import threading
 from typing import Any
 
 from pysyncobj.journal import (
@@ -47,6 +52,7 @@ __all__ = [
     "REWRITE_SUFFIX",
     "create_journal",
     "keep_journal_past_dump",
+    "write_dumps_in_a_thread",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,14 +146,13 @@ class FastDumpGzip:
 
 
 class LowPriorityDumpWriter:
-    """The ``os`` pysyncobj's dump writer uses: its forked child runs at the lowest priority.
+    """The ``os`` pysyncobj's dump writer uses.
 
-    Why: the child pickles and compresses the whole state while the node goes
-    on serving. At full priority, on a busy machine, that burst of CPU (and
-    the copy-on-write faults it causes in the parent while it lives) showed
-    up as a 300-500 ms tail in event latency at every compaction. At nice 19
-    it runs in the gaps, and still always finishes: a niced process keeps a
-    small share of the CPU.
+    Dumps are written by :func:`write_dumps_in_a_thread`; pysyncobj asks this
+    ``waitpid`` about them with the stand-in process ids that function gives
+    them. pysyncobj's own forked writer is left only for a compaction that
+    starts before that is installed; its child runs at nice 19, so its burst
+    of CPU does not compete with the node.
     """
 
     def __getattr__(self, name: str) -> Any:
@@ -162,6 +167,92 @@ class LowPriorityDumpWriter:
             except OSError:
                 pass
         return pid
+
+    @staticmethod
+    def waitpid(pid: int, options: int) -> tuple[int, int]:
+        job = _dump_jobs.get(pid)
+        if job is None:
+            return os.waitpid(pid, options)
+        if not job.done:
+            return 0, 0
+        del _dump_jobs[pid]
+        return pid, 0 if job.ok else 1 << 8  # an exit status of 1, as a failed child's
+
+
+class _DumpJob:
+    """One dump: compressed and written by a thread from bytes pickled on the tick thread."""
+
+    def __init__(self, file_name: str, payload: bytes, fsync: bool) -> None:
+        self.file_name = file_name
+        self.payload: bytes | None = payload
+        self.fsync = fsync
+        self.done = False
+        self.ok = False
+
+    def run(self) -> None:
+        # zlib, crc32 and the file calls release the GIL: the node keeps running meanwhile
+        tmp = self.file_name + ".tmp"  # the name pysyncobj's writer uses too
+        try:
+            assert self.payload is not None
+            with open(tmp, "wb") as f:
+                f.write(gzip.compress(self.payload, compresslevel=1))
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, self.file_name)
+            if self.fsync:
+                _fsync_directory(os.path.dirname(self.file_name) or ".")
+            self.ok = True
+        except Exception:
+            logger.exception("writing the Raft dump %s failed", self.file_name)
+        finally:
+            self.payload = None
+            self.done = True  # last: the tick thread reads it without a lock
+
+
+#: Dumps being written, by the stand-in process id pysyncobj holds for each (negative: never a real one).
+_dump_jobs: dict[int, _DumpJob] = {}
+_dump_ids = itertools.count(-1000, -1)
+
+
+def write_dumps_in_a_thread(serializer: Any, *, fsync: bool = False) -> None:
+    """Make this pysyncobj ``Serializer`` write full dumps without forking.
+
+    Why: pysyncobj pickles the state in a forked child. Every page the node
+    writes while that child lives is then copied, and CPython writes
+    reference counts on nearly every page it touches: at 2,000 events/s each
+    compaction cost the node 0.5-1 s of page faults, with the GIL held,
+    which showed as 300-700 ms latency spikes (docs/performance.md). Here the
+    tick thread pickles the state itself (it is the only thread that changes
+    it, so the snapshot is consistent) with the newest pickle protocol:
+    ~1 ms per MB, where pysyncobj's protocol 2 turns every ``bytes`` value
+    into a latin-1 string. A thread compresses and writes it; pysyncobj
+    polls it like the child (``checkSerializing`` → our ``waitpid``) and cuts
+    the journal only once the new dump is in place. Readers load it as
+    before (gzip, then any pickle protocol). With ``fsync`` the dump and its
+    directory are synced before the journal may be cut.
+    """
+    if serializer._Serializer__fileName is None:  # in-memory dumps: nothing to fork for
+        return
+
+    def serialize(data: Any, last_id: Any) -> None:
+        if serializer._Serializer__pid != 0:  # a dump is still being written
+            return
+        serializer._Serializer__currentID = last_id
+        try:
+            payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            logger.exception("pickling the Raft state for a dump failed")
+            job = _DumpJob(serializer._Serializer__fileName, b"", fsync)
+            job.done = True  # reported as failed; the next compaction tries again
+        else:
+            job = _DumpJob(serializer._Serializer__fileName, payload, fsync)
+            threading.Thread(target=job.run, name="raft-dump-writer", daemon=True).start()
+        pid = next(_dump_ids)
+        _dump_jobs[pid] = job
+        serializer._Serializer__pid = pid
+
+    serializer.serialize = serialize
 
 
 def create_journal(journal_file: str | None = None) -> Any:

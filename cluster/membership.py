@@ -38,7 +38,14 @@ import pysyncobj.tcp_connection
 from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.transport import TCPTransport
 
-from .journal import DurableFileJournal, FastDumpGzip, LowPriorityDumpWriter, create_journal, keep_journal_past_dump
+from .journal import (
+    DurableFileJournal,
+    FastDumpGzip,
+    LowPriorityDumpWriter,
+    create_journal,
+    keep_journal_past_dump,
+    write_dumps_in_a_thread,
+)
 from .statemachine import KVState
 
 __all__ = [
@@ -339,6 +346,7 @@ class RaftNode:
         if not self.syncobj._SyncObj__transport.ready:
             self.syncobj.destroy()
             raise PeerAddressInUseError(f"cannot listen on {settings.listen_url} for Raft peers")
+        write_dumps_in_a_thread(self.syncobj._SyncObj__serializer, fsync=settings.fsync)
         if settings.fsync:
             journal = self.syncobj._SyncObj__raftLog
             state.set_flush(journal.flush)

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
+import pytest
+from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.journal import FileJournal
+from pysyncobj.serializer import Serializer
 
-from cluster.journal import REWRITE_SUFFIX, DurableFileJournal, LowPriorityDumpWriter, keep_journal_past_dump
+from cluster.journal import (
+    REWRITE_SUFFIX,
+    DurableFileJournal,
+    LowPriorityDumpWriter,
+    keep_journal_past_dump,
+    write_dumps_in_a_thread,
+)
 from cluster.membership import Member, RaftSettings, first_compaction_at
 
 
@@ -95,3 +105,56 @@ def test_the_dump_writer_child_runs_at_nice_19_and_the_parent_does_not() -> None
         os.waitpid(pid, 0)
     assert child == 19
     assert os.nice(0) == before
+
+
+def _serializer(path: Path) -> Serializer:
+    """pysyncobj's own dump writer, as a node has it (file dumps, fork allowed), writing in a thread."""
+    serializer = Serializer(str(path), 2 ** 16, True, None, None, None)
+    write_dumps_in_a_thread(serializer)
+    return serializer
+
+
+def _outcome(serializer: Serializer) -> tuple[int, object]:
+    """Poll like pysyncobj's tick does until the dump is done (bounded: the writer is a local file write)."""
+    for _ in range(1000):
+        state, dump_id = serializer.checkSerializing()
+        if state != SERIALIZER_STATE.SERIALIZING:
+            return state, dump_id
+        time.sleep(0.01)
+    raise AssertionError("the dump writer never finished")
+
+
+def test_a_dump_is_written_by_a_thread_without_forking_and_pysyncobj_reads_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork() -> int:
+        raise AssertionError("forked")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    serializer = _serializer(tmp_path / "raft.dump")
+    state = {"kv": {f"/k/{i}": (os.urandom(64), i, i, 1, 0) for i in range(500)}, "revision": 500}
+    data = ([{}, state], (b"last", 42, 3), (b"before", 41, 3), set())
+    serializer.serialize(data, 42)
+    assert _outcome(serializer) == (SERIALIZER_STATE.SUCCESS, 42)
+    assert serializer.checkSerializing() == (SERIALIZER_STATE.NOT_SERIALIZING, None)  # ready for the next
+    assert serializer.deserialize() == data  # pysyncobj's own reader: gzip, then the pickle
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raft.dump"]  # no temporary file left
+
+
+def test_a_dump_that_cannot_be_written_fails_and_the_next_one_runs(tmp_path: Path) -> None:
+    serializer = _serializer(tmp_path / "missing" / "raft.dump")
+    serializer.serialize(([{}, {"revision": 1}], (b"a", 2, 1), (b"b", 1, 1), set()), 2)
+    assert _outcome(serializer) == (SERIALIZER_STATE.FAILED, 2)
+    serializer.serialize(([{}, {"revision": 1}], (b"a", 2, 1), (b"b", 1, 1), set(), lambda: None), 3)  # unpicklable
+    assert _outcome(serializer) == (SERIALIZER_STATE.FAILED, 3)
+    (tmp_path / "missing").mkdir()
+    serializer.serialize(([{}, {"revision": 1}], (b"a", 4, 1), (b"b", 3, 1), set()), 4)
+    assert _outcome(serializer) == (SERIALIZER_STATE.SUCCESS, 4)
+
+
+def test_a_second_dump_waits_for_the_first(tmp_path: Path) -> None:
+    serializer = _serializer(tmp_path / "raft.dump")
+    first = ([{}, {"revision": 1, "kv": {"k": os.urandom(1 << 20)}}], (b"a", 2, 1), (b"b", 1, 1), set())
+    serializer.serialize(first, 2)
+    serializer.serialize(([{}, {"revision": 9}], (b"c", 9, 1), (b"d", 8, 1), set()), 9)  # ignored: one at a time
+    assert _outcome(serializer) == (SERIALIZER_STATE.SUCCESS, 2)
+    assert serializer.deserialize() == first
