@@ -61,6 +61,21 @@ SUSTAINED_FRACTION = 0.97
 P99_TARGET_MS = 250.0
 
 
+def read_commands(buf: bytearray) -> list[list[str]] | None:
+    """The complete command lines now readable on stdin, split into words; None once stdin closed.
+
+    For the sink's and the generators' ``selectors`` loops (stdin is readable
+    when called); a partial last line stays in ``buf``.
+    """
+    data = os.read(sys.stdin.fileno(), 4096)
+    if not data:
+        return None
+    buf += data
+    *lines, rest = buf.split(b"\n")
+    buf[:] = rest
+    return [words for words in (line.decode().split() for line in lines) if words]
+
+
 # ---------------------------------------------------------------------------- sink process
 
 def sink_main(args: argparse.Namespace) -> None:
@@ -85,7 +100,7 @@ def sink_main(args: argparse.Namespace) -> None:
     sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
     print(json.dumps({"listening": listener.getsockname()[1]}), flush=True)
     chunks: dict[int, list[bytes]] = {}  # what each open connection (by descriptor) sent so far
-    stdin_buf = b""
+    stdin_buf = bytearray()
 
     def finished(fd: int) -> None:
         sel.unregister(fd)
@@ -146,14 +161,9 @@ def sink_main(args: argparse.Namespace) -> None:
                     chunks[fd] = []
                     sel.register(fd, selectors.EVENT_READ, "conn")
             elif key.data == "stdin":
-                data = os.read(sys.stdin.fileno(), 4096)
-                if not data:
+                commands = read_commands(stdin_buf)
+                if commands is None or not all(command(cmd) for cmd in commands):
                     return
-                stdin_buf += data
-                while b"\n" in stdin_buf:
-                    line, stdin_buf = stdin_buf.split(b"\n", 1)
-                    if line.strip() and not command(line.decode().split()):
-                        return
             else:
                 fd = key.fd  # readable, so this read returns at once (or b"" at the end)
                 try:
@@ -341,7 +351,7 @@ def load_main(args: argparse.Namespace) -> None:
     period = {0: 20.0}
     generation = 0
     live = set(range(len(agents)))
-    stdin_buf = b""
+    stdin_buf = bytearray()
     sel.register(sys.stdin.fileno(), selectors.EVENT_READ, None)
 
     def drop(agent: Agent, exc: Exception) -> None:
@@ -356,14 +366,11 @@ def load_main(args: argparse.Namespace) -> None:
     while True:
         for key, events in sel.select(max(0.0, due[0][0] - time.monotonic()) if due else None):
             if key.data is None:
-                data = os.read(sys.stdin.fileno(), 4096)
-                if not data:
+                commands = read_commands(stdin_buf)
+                if commands is None:
                     return
-                stdin_buf += data
-                while b"\n" in stdin_buf:
-                    line, stdin_buf = stdin_buf.split(b"\n", 1)
-                    cmd = line.decode().split()
-                    if cmd and cmd[0] == "rate":
+                for cmd in commands:
+                    if cmd[0] == "rate":
                         generation += 1
                         rate = float(cmd[1])
                         if rate > 0:
@@ -371,9 +378,9 @@ def load_main(args: argparse.Namespace) -> None:
                             start = time.monotonic()
                             for i in live:
                                 heapq.heappush(due, (start + random.uniform(0, period[generation]), generation, i))
-                    elif cmd and cmd[0] == "stats":
+                    elif cmd[0] == "stats":
                         emit({"stats": state})
-                    elif cmd and cmd[0] == "stop":
+                    elif cmd[0] == "stop":
                         return
                 continue
             agent = key.data
