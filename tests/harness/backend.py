@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -39,8 +40,38 @@ async def run_store_script(script: str, *args: str, timeout: float = 120.0) -> A
     return json.loads(proc.stdout.decode().strip().splitlines()[-1])
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_handed_out: set[tuple[str, int]] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    """A port nothing listens on, for a process to bind soon.
+
+    Picked below the kernel's ephemeral range: outgoing connections (Raft
+    peers, agents, clients) take their source ports from that range, so one
+    of them could otherwise take the port between this check and the bind,
+    and the process would fail to start. A port is handed out once per test
+    process.
+    """
+    low = _ephemeral_low()
+    for _ in range(500):
+        port = random.randrange(max(1024, low - 12_000), low)
+        if (host, port) in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add((host, port))
+        return port
+    with socket.socket() as s:  # the low range is crowded: any free port
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
@@ -65,6 +96,7 @@ class BackendProcess:
         self.debug = debug
         self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.stopped = False  # by the test (kill or stop), as opposed to exiting by itself
         self.log_path = state_dir.parent / f"{name}.log"
         self.state_arg: str = "new"
 
@@ -103,6 +135,7 @@ class BackendProcess:
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.stopped = False
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
         env.pop("SENSU_BACKEND_CONFIG_FILE", None)
         log = open(self.log_path, "ab")
@@ -117,12 +150,14 @@ class BackendProcess:
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
+        self.stopped = True
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL if it does not stop in time."""
+        self.stopped = True
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -169,8 +204,9 @@ class Cluster:
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Every started node that the test did not stop is healthy; one that exited fails with its log."""
         for node in self.nodes:
-            if node.running:
+            if node.proc is not None and not node.stopped:
                 await node.wait_healthy(self.client, timeout)
 
     async def leader(self, timeout: float = 15.0) -> BackendProcess:
