@@ -50,6 +50,7 @@ __all__ = [
     "FastDumpGzip",
     "LowPriorityDumpWriter",
     "REWRITE_SUFFIX",
+    "THREAD_DUMP_MAX_BYTES",
     "create_journal",
     "keep_journal_past_dump",
     "write_dumps_in_a_thread",
@@ -210,6 +211,11 @@ class _DumpJob:
             self.done = True  # last: the tick thread reads it without a lock
 
 
+#: Above this size of the last dump (compressed; the state is ~3x that), dumps go back to pysyncobj's
+#: forked writer: pickling on the tick thread pauses Raft ~1 ms per MB of state, and a pause near the
+#: election timeout (0.4 s by default) would start an election.
+THREAD_DUMP_MAX_BYTES = 16 << 20
+
 #: Dumps being written, by the stand-in process id pysyncobj holds for each (negative: never a real one).
 _dump_jobs: dict[int, _DumpJob] = {}
 _dump_ids = itertools.count(-1000, -1)
@@ -230,13 +236,23 @@ def write_dumps_in_a_thread(serializer: Any, *, fsync: bool = False) -> None:
     polls it like the child (``checkSerializing`` → our ``waitpid``) and cuts
     the journal only once the new dump is in place. Readers load it as
     before (gzip, then any pickle protocol). With ``fsync`` the dump and its
-    directory are synced before the journal may be cut.
+    directory are synced before the journal may be cut. A state whose last
+    dump was over :data:`THREAD_DUMP_MAX_BYTES` still goes to the forked
+    writer (at nice 19), so that pickling never pauses Raft for long.
     """
     if serializer._Serializer__fileName is None:  # in-memory dumps: nothing to fork for
         return
+    forked = serializer.serialize  # pysyncobj's own, for states too big to pickle on the tick thread
 
     def serialize(data: Any, last_id: Any) -> None:
         if serializer._Serializer__pid != 0:  # a dump is still being written
+            return
+        try:
+            last_size = os.path.getsize(serializer._Serializer__fileName)
+        except OSError:
+            last_size = 0
+        if last_size > THREAD_DUMP_MAX_BYTES:
+            forked(data, last_id)
             return
         serializer._Serializer__currentID = last_id
         try:

@@ -13,6 +13,7 @@ from pysyncobj.serializer import Serializer
 
 from cluster.journal import (
     REWRITE_SUFFIX,
+    THREAD_DUMP_MAX_BYTES,
     DurableFileJournal,
     LowPriorityDumpWriter,
     keep_journal_past_dump,
@@ -158,3 +159,18 @@ def test_a_second_dump_waits_for_the_first(tmp_path: Path) -> None:
     serializer.serialize(([{}, {"revision": 9}], (b"c", 9, 1), (b"d", 8, 1), set()), 9)  # ignored: one at a time
     assert _outcome(serializer) == (SERIALIZER_STATE.SUCCESS, 2)
     assert serializer.deserialize() == first
+
+
+def test_a_state_whose_last_dump_was_big_goes_to_the_forked_writer(tmp_path: Path) -> None:
+    path = tmp_path / "raft.dump"
+    with open(path, "wb") as f:  # a previous dump over the bound (sparse: no real bytes written)
+        f.truncate(THREAD_DUMP_MAX_BYTES + 1)
+    serializer = _serializer(path)
+    data = ([{}, {"revision": 7}], (b"a", 8, 1), (b"b", 7, 1), set())
+    serializer.serialize(data, 8)
+    assert serializer._Serializer__pid > 0  # a real child process, as pysyncobj forks it
+    assert _outcome(serializer) == (SERIALIZER_STATE.SUCCESS, 8)
+    assert serializer.deserialize() == data
+    serializer.serialize(([{}, {"revision": 9}], (b"c", 10, 1), (b"d", 9, 1), set()), 10)  # the dump is small now
+    assert serializer._Serializer__pid < 0  # a thread's stand-in id
+    assert _outcome(serializer) == (SERIALIZER_STATE.SUCCESS, 10)
