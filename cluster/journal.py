@@ -95,17 +95,10 @@ class DurableFileJournal(FileJournal):  # type: ignore[misc]
         end = FIRST_RECORD_OFFSET + len(records)
         header = self._FileJournal__getDefaultHeader()[:LAST_RECORD_OFFSET_OFFSET] + struct.pack("<I", end)
         rewrite = self._path + REWRITE_SUFFIX
-        with open(rewrite, "wb") as f:
-            f.write(header)
-            f.write(records)
-            f.flush()
-            if self.fsync_rewrites:
-                os.fsync(f.fileno())
+        _write_new_file(rewrite, (header, records), fsync=self.fsync_rewrites)
         _close_unflushed(self._FileJournal__journalFile)
         try:
-            os.replace(rewrite, self._path)
-            if self.fsync_rewrites:
-                _fsync_directory(os.path.dirname(os.path.abspath(self._path)))
+            _replace_file(rewrite, self._path, fsync=self.fsync_rewrites)
         finally:
             # reopened whatever happened: the journal file is always whole, old or new
             self._FileJournal__journalFile = ResizableFile(self._path)
@@ -121,6 +114,23 @@ def _close_unflushed(file: ResizableFile) -> None:
     """
     file._ResizableFile__mm.close()
     file._ResizableFile__f.close()
+
+
+def _write_new_file(path: str, chunks: tuple[bytes, ...], *, fsync: bool) -> None:
+    """Write a file that is about to replace another (see :func:`_replace_file`); fsynced with ``fsync``."""
+    with open(path, "wb") as f:
+        for chunk in chunks:
+            f.write(chunk)
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
+
+
+def _replace_file(new: str, path: str, *, fsync: bool) -> None:
+    """Rename ``new`` over ``path`` in one step; with ``fsync``, the rename itself is made durable too."""
+    os.replace(new, path)
+    if fsync:
+        _fsync_directory(os.path.dirname(os.path.abspath(path)))
 
 
 def _fsync_directory(path: str) -> None:
@@ -195,14 +205,8 @@ class _DumpJob:
         tmp = self.file_name + ".tmp"  # the name pysyncobj's writer uses too
         try:
             assert self.payload is not None
-            with open(tmp, "wb") as f:
-                f.write(gzip.compress(self.payload, compresslevel=1))
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, self.file_name)
-            if self.fsync:
-                _fsync_directory(os.path.dirname(self.file_name) or ".")
+            _write_new_file(tmp, (gzip.compress(self.payload, compresslevel=1),), fsync=self.fsync)
+            _replace_file(tmp, self.file_name, fsync=self.fsync)
             self.ok = True
         except Exception:
             logger.exception("writing the Raft dump %s failed", self.file_name)

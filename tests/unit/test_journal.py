@@ -174,3 +174,22 @@ def test_a_state_whose_last_dump_was_big_goes_to_the_forked_writer(tmp_path: Pat
     serializer.serialize(([{}, {"revision": 9}], (b"c", 10, 1), (b"d", 9, 1), set()), 10)  # the dump is small now
     assert serializer._Serializer__pid < 0  # a thread's stand-in id
     assert _outcome(serializer) == (SERIALIZER_STATE.SUCCESS, 10)
+
+
+def test_with_fsync_a_cut_journal_and_a_dump_are_written_the_same_way(tmp_path: Path) -> None:
+    journal = _fill(tmp_path / "raft.journal", 40)
+    journal.fsync_rewrites = True
+    expected = _entries(journal)[25:]
+    journal.deleteEntriesTo(25)
+    journal._destroy()
+    reopened = DurableFileJournal(str(tmp_path / "raft.journal"))
+    assert _entries(reopened) == expected
+    reopened._destroy()
+
+    serializer = Serializer(str(tmp_path / "raft.dump"), 2 ** 16, True, None, None, None)
+    write_dumps_in_a_thread(serializer, fsync=True)
+    data = ([{}, {"revision": 3}], (b"a", 4, 1), (b"b", 3, 1), set())
+    serializer.serialize(data, 4)
+    assert _outcome(serializer) == (SERIALIZER_STATE.SUCCESS, 4)
+    assert serializer.deserialize() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raft.dump", "raft.journal"]
