@@ -240,6 +240,7 @@ def _merge_state(event: dict[str, Any]) -> dict[str, Any]:
     check = event.get("check")
     if not check:
         return {}  # no check: the merge replaces it
+    # a check with none of those fields is kept whole: an empty projection would read as "no check"
     return {"check": {f: check[f] for f in _PREVIOUS_FIELDS if f in check} or dict(check)}
 
 
