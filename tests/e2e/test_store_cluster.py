@@ -72,9 +72,13 @@ async def test_write_through_one_node_reads_from_all(cluster3: Cluster, client: 
             got = await get(client, node, "/hello")
             return got is not None and got["value"] == "world"
         await wait_for(replicated)
-    health = (await client.get(f"{a.api_url}/health")).json()
+    # A quorum needs only the links to the leader; the follower-to-follower
+    # link forms on its own retry (connectionRetryTime), so wait for the mesh.
+    async def whole_mesh() -> dict | None:
+        health = (await client.get(f"{a.api_url}/health")).json()
+        return health if all(m["Healthy"] for m in health["ClusterHealth"]) else None
+    health = await wait_for(whole_mesh)
     assert sorted(m["Name"] for m in health["ClusterHealth"]) == ["backend-0", "backend-1", "backend-2"]
-    assert all(m["Healthy"] for m in health["ClusterHealth"])
     assert sum(m["IsLeader"] for m in health["ClusterHealth"]) == 1
 
 
