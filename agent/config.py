@@ -3,9 +3,10 @@
 Why it looks like :mod:`backend.config`: operators already have
 ``/etc/sensu/agent.yml`` files, ``SENSU_*`` variables and ``sensu-agent start``
 flags; they must keep working with the same spelling and defaults (runtime.md
-§2.1). As in the backend, a key we do not know or a value of the wrong type is an
-error (one line naming the key and where it came from, exit 2) rather than being
-silently ignored.
+§2.1). The value rules, the layering and the error wording are the backend's
+(:mod:`backend.config_values`): a key we do not know or a value of the wrong type
+is an error (one line naming the key and where it came from, exit 2) rather than
+being silently ignored.
 
 Layering, lowest to highest: defaults < config file (``/etc/sensu/agent.yml``,
 ``-c``/``--config-file`` or ``SENSU_CONFIG_FILE``) < ``SENSU_<KEY>`` < flags.
@@ -26,19 +27,24 @@ check commands is captured here as :attr:`AgentConfig.process_env`.
 
 from __future__ import annotations
 
-import difflib
-import json
-import math
-import re
 import socket
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from backend.config import ConfigError, format_duration, parse_duration, read_config_file
+from backend.config_values import (
+    DEFAULT_SOURCE,
+    ConfigError,
+    Kind,
+    Option,
+    default_value,
+    format_duration,
+    resolve_layers,
+    show_value,
+)
 from backend.resources.entity import DEFAULT_REDACT
 from backend.resources.meta import NAME_RE, SUBSCRIPTION_RE
 
@@ -60,41 +66,13 @@ __all__ = [
 DEFAULT_CONFIG_FILE = "/etc/sensu/agent.yml"
 ENV_PREFIX: Final = "SENSU_"
 CONFIG_FILE_ENV: Final = "SENSU_CONFIG_FILE"
-DEFAULT_SOURCE: Final = "default"
 DEFAULT_AGENT_PORT: Final = 8081
 
-Kind = Literal["str", "int", "bool", "float", "strlist", "duration", "map"]
 Group = Literal["general", "transport", "keepalive", "api", "ignored"]
 
 LOG_LEVELS: Final = ("panic", "fatal", "error", "warn", "warning", "info", "debug", "trace")
 
 _IGNORED = "accepted and ignored: this agent has no {what}"
-
-
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One configuration key: its Sensu spelling, type, default and help text.
-
-    ``ignored`` holds the reason an accepted key has no effect; ``unsupported``
-    the reason any non-default value is refused.
-    """
-
-    key: str
-    kind: Kind
-    default: Any
-    group: Group
-    help: str
-    short: str | None = None
-    choices: tuple[str, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    ignored: str | None = None
-    unsupported: str | None = None
-
-    @property
-    def attr(self) -> str:
-        """The snake_case attribute name on :class:`AgentConfig`."""
-        return self.key.replace("-", "_")
 
 
 def _o(key: str, kind: Kind, default: Any, group: Group, help: str, **kw: Any) -> Option:
@@ -214,176 +192,9 @@ def env_name(key: str) -> str:
     return ENV_PREFIX + key.upper().replace("-", "_")
 
 
-class _BadValue(ValueError):
-    """A value that cannot be converted; the message reads after ``key: ``."""
-
-
 # ---------------------------------------------------------------------------------
-# Typed conversion (same rules and wording as backend.config)
+# URLs
 # ---------------------------------------------------------------------------------
-
-
-def _show(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-_TRUE = {"1", "t", "true", "y", "yes", "on"}
-_FALSE = {"0", "f", "false", "n", "no", "off"}
-_INT_RE = re.compile(r"^[+-]?\d+$")
-
-
-def _to_str(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise _BadValue(f"expected a string, got {_show(value)}")
-
-
-def _to_int(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _INT_RE.match(value.strip()):
-        return int(value.strip())
-    raise _BadValue(f"expected an integer, got {_show(value)}")
-
-
-def _to_float(value: object) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        result = float(value)
-    elif isinstance(value, str):
-        try:
-            result = float(value.strip())
-        except ValueError:
-            raise _BadValue(f"expected a number, got {_show(value)}") from None
-    else:
-        raise _BadValue(f"expected a number, got {_show(value)}")
-    if not math.isfinite(result):
-        raise _BadValue(f"expected a finite number, got {_show(value)}")
-    return result
-
-
-def _to_bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-    raise _BadValue(f"expected a boolean (true or false), got {_show(value)}")
-
-
-def _to_strlist(value: object) -> tuple[str, ...]:
-    """A YAML list, a repeated flag, or a string split on commas and whitespace (viper)."""
-    if isinstance(value, str):
-        return tuple(p for p in re.split(r"[,\s]+", value) if p)
-    if isinstance(value, (list, tuple)):
-        out: list[str] = []
-        for item in value:
-            if isinstance(item, (list, tuple, dict)) or item is None or isinstance(item, bool):
-                raise _BadValue(f"expected a list of strings, got {_show(value)}")
-            out.extend(_to_strlist(_to_str(item)))
-        return tuple(out)
-    raise _BadValue(f"expected a list of strings or a comma-separated string, got {_show(value)}")
-
-
-def _to_duration(value: object) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise _BadValue(f"expected a duration, got {_show(value)}")
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise _BadValue(f"expected a duration such as 1s or 2m, got {_show(value)}") from exc
-    raise _BadValue(f"expected a duration such as 1s or 2m, got {_show(value)}")
-
-
-def _pairs_to_map(text: str, whole: object) -> dict[str, str]:
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        # SENSU_LABELS='{"region": "eu"}' is how Sensu documents maps in the environment.
-        try:
-            data = json.loads(stripped)
-        except ValueError:
-            raise _BadValue(f"expected a JSON object or key=value[,key=value...], got {_show(whole)}") from None
-        return dict(_to_map(data))
-    result: dict[str, str] = {}
-    for item in (p.strip() for p in text.split(",")):
-        if not item:
-            continue
-        k, sep, v = item.partition("=")
-        if not sep or not k.strip():
-            raise _BadValue(f"expected key=value[,key=value...], got {_show(whole)}")
-        result[k.strip()] = v.strip()
-    return result
-
-
-def _to_map(value: object) -> Mapping[str, str]:
-    result: dict[str, str] = {}
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str) or isinstance(v, (list, dict)) or v is None or isinstance(v, bool):
-                raise _BadValue(f"expected a mapping of strings, got {_show(value)}")
-            result[k] = _to_str(v)
-    elif isinstance(value, str):
-        result = _pairs_to_map(value, value)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            result.update(_pairs_to_map(_to_str(item), value))
-    else:
-        raise _BadValue(f"expected a mapping or key=value[,key=value...], got {_show(value)}")
-    return MappingProxyType(result)
-
-
-_CONVERTERS: Mapping[str, Callable[[object], Any]] = {
-    "str": _to_str,
-    "int": _to_int,
-    "bool": _to_bool,
-    "float": _to_float,
-    "strlist": _to_strlist,
-    "duration": _to_duration,
-    "map": _to_map,
-}
-
-
-def _convert(option: Option, value: object) -> Any:
-    """Convert and range-check one value; raises ``_BadValue``."""
-    result = _CONVERTERS[option.kind](value)
-    if option.choices is not None and result not in option.choices:
-        raise _BadValue(f"expected one of [{', '.join(option.choices)}], got {_show(value)}")
-    too_low = option.minimum is not None and result < option.minimum
-    too_high = option.maximum is not None and result > option.maximum
-    if too_low or too_high:
-
-        def show(x: float | None) -> str:
-            if x is None:
-                return "?"
-            return format_duration(x) if option.kind == "duration" else f"{x:g}"
-
-        if option.maximum is None:
-            raise _BadValue(f"must be at least {show(option.minimum)}, got {_show(value)}")
-        raise _BadValue(f"must be between {show(option.minimum)} and {show(option.maximum)}, got {_show(value)}")
-    return result
-
-
-def _suggest(key: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key.replace("_", "-").lower(), list(candidates), n=1, cutoff=0.75)
-    return f' (did you mean "{close[0]}"?)' if close else ""
 
 
 def normalize_backend_url(url: str) -> str:
@@ -396,13 +207,13 @@ def normalize_backend_url(url: str) -> str:
         parts = urllib.parse.urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"invalid URL {_show(url)}: {exc}") from None
+        raise ValueError(f"invalid URL {show_value(url)}: {exc}") from None
     if parts.scheme not in ("ws", "wss"):
-        raise ValueError(f"invalid URL {_show(url)}: scheme must be ws or wss")
+        raise ValueError(f"invalid URL {show_value(url)}: scheme must be ws or wss")
     if not parts.hostname:
-        raise ValueError(f"invalid URL {_show(url)}: missing host")
+        raise ValueError(f"invalid URL {show_value(url)}: missing host")
     if parts.username or parts.password:
-        raise ValueError(f"invalid URL {_show(url)}: credentials belong in user and password")
+        raise ValueError(f"invalid URL {show_value(url)}: credentials belong in user and password")
     if port is None:
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         parts = parts._replace(netloc=f"{host}:{DEFAULT_AGENT_PORT}")
@@ -415,8 +226,7 @@ def normalize_backend_url(url: str) -> str:
 
 
 def _default(key: str) -> Any:
-    value = OPTIONS_BY_KEY[key].default
-    return MappingProxyType(dict(value)) if isinstance(value, dict) else value
+    return default_value(OPTIONS_BY_KEY[key])
 
 
 def _d(key: str) -> Any:
@@ -546,28 +356,6 @@ assert {f.name for f in fields(AgentConfig)} - _INTERNAL_FIELDS == {o.attr for o
 # ---------------------------------------------------------------------------------
 
 
-def _normalize_flags(argv_values: Mapping[str, object]) -> dict[str, object]:
-    flags: dict[str, object] = {}
-    for raw_key, value in argv_values.items():
-        key = raw_key.replace("_", "-")
-        if key not in OPTIONS_BY_KEY:
-            raise ConfigError(key, f"flag --{key}", f"unknown flag{_suggest(key, OPTIONS_BY_KEY)}")
-        flags[key] = value
-    return flags
-
-
-def _config_file_location(flags: Mapping[str, object], environ: Mapping[str, str]) -> tuple[str, str, bool]:
-    """Return (path, source, explicit): ``-c``, then ``SENSU_CONFIG_FILE``, then the default."""
-    if "config-file" in flags:
-        try:
-            return _to_str(flags["config-file"]), "flag --config-file", True
-        except _BadValue as exc:
-            raise ConfigError("config-file", "flag --config-file", str(exc)) from None
-    if environ.get(CONFIG_FILE_ENV):
-        return environ[CONFIG_FILE_ENV], f"env {CONFIG_FILE_ENV}", True
-    return DEFAULT_CONFIG_FILE, DEFAULT_SOURCE, False
-
-
 def _default_name(hostname: Callable[[], str]) -> str:
     """The hostname, or a UUID when there is none (runtime.md §2.1)."""
     try:
@@ -591,69 +379,17 @@ def load_config(
 
     Raises ``ConfigError`` (the first problem; all of them on ``.errors``).
     """
-    flags = _normalize_flags(argv_values)
-    path, path_source, explicit = _config_file_location(flags, environ)
-    file_values = read_config_file(path, explicit=explicit, named_by=path_source)
-    file_found = bool(file_values) or explicit
-
-    errors: list[ConfigError] = []
-    # One layer at a time, so the 5.0 alias and its new name can be compared within a layer.
-    layers: list[tuple[str, dict[str, tuple[object, str]]]] = []
-    file_layer: dict[str, tuple[object, str]] = {}
-    for key, value in file_values.items():
-        if not isinstance(key, str):
-            errors.append(ConfigError(None, path, f"keys must be strings, got {_show(key)}"))
-        elif key == "config-file":
-            errors.append(ConfigError(key, path, f"cannot be set inside the config file (use -c or {CONFIG_FILE_ENV})"))
-        elif key not in OPTIONS_BY_KEY:
-            errors.append(ConfigError(key, path, f"unknown key{_suggest(key, OPTIONS_BY_KEY)}"))
-        elif value is not None:  # "key:" with no value keeps the default, as viper does
-            file_layer[key] = (value, path)
-    layers.append(("file", file_layer))
-    env_layer: dict[str, tuple[object, str]] = {}
-    for option in OPTIONS:
-        name = env_name(option.key)
-        if option.key != "config-file" and environ.get(name):  # viper ignores empty variables
-            env_layer[option.key] = (environ[name], f"env {name}")
-    layers.append(("env", env_layer))
-    layers.append(("flag", {k: (v, f"flag --{k}") for k, v in flags.items() if k != "config-file"}))
-
-    raw: dict[str, tuple[object, str]] = {}
-    for _, layer in layers:
-        for alias, canonical in _ALIASES.items():
-            if alias in layer and canonical in layer:
-                errors.append(ConfigError(alias, layer[alias][1],
-                                          f"is the 5.0 name of {canonical}; set only one of them"))
-            elif alias in layer:
-                layer[canonical] = layer[alias]
-        raw.update(layer)
-    raw["config-file"] = (path, path_source)
-
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for option in OPTIONS:
-        value, source = raw.get(option.key, (option.default, DEFAULT_SOURCE))
-        try:
-            values[option.attr] = _convert(option, value) if source != DEFAULT_SOURCE else _default(option.key)
-        except _BadValue as exc:
-            errors.append(ConfigError(option.key, source, str(exc)))
-            values[option.attr] = _default(option.key)
-            source = DEFAULT_SOURCE  # so cross-checks do not pile on
-        sources[option.key] = source
-        if option.unsupported and source != DEFAULT_SOURCE and values[option.attr] != _default(option.key):
-            errors.append(ConfigError(option.key, source, option.unsupported))
-
-    if sources["name"] == DEFAULT_SOURCE or not values["name"].strip():
+    layers = resolve_layers(OPTIONS, argv_values, environ, env_name=env_name,
+                            default_config_file=DEFAULT_CONFIG_FILE, aliases=_ALIASES)
+    values = layers.values
+    if layers.sources["name"] == DEFAULT_SOURCE or not values["name"].strip():
         values["name"] = _default_name(hostname)
-    errors.extend(_cross_check(values, sources))
-    if errors:
-        first = errors[0]
-        first.errors = tuple(errors)
-        raise first
+    layers.errors.extend(_cross_check(values, layers.sources))
+    layers.raise_errors()
     return AgentConfig(
         **values,
-        sources=MappingProxyType(sources),
-        config_file_loaded=file_found,
+        sources=MappingProxyType(layers.sources),
+        config_file_loaded=layers.file_found,
         process_env=MappingProxyType(dict(environ)),
     )
 
@@ -685,25 +421,25 @@ def _cross_check(values: dict[str, Any], sources: Mapping[str, str]) -> list[Con
         values["backend_url"] = tuple(dict.fromkeys(urls))
 
     if not NAME_RE.match(value("name")):
-        err("name", f"{_show(value('name'))} cannot contain spaces or special characters "
+        err("name", f"{show_value(value('name'))} cannot contain spaces or special characters "
                     "(set name explicitly when the hostname is not a valid entity name)")
     if not NAME_RE.match(value("namespace")):
-        err("namespace", f"{_show(value('namespace'))} cannot contain spaces or special characters")
+        err("namespace", f"{show_value(value('namespace'))} cannot contain spaces or special characters")
     for sub in value("subscriptions"):
         if not SUBSCRIPTION_RE.match(sub):
-            err("subscriptions", f"invalid subscription {_show(sub)}")
+            err("subscriptions", f"invalid subscription {show_value(sub)}")
             break
     for key in ("keepalive-handlers", "statsd-event-handlers"):
         for name in value(key):
             if not NAME_RE.match(name):
-                err(key, f"invalid handler name {_show(name)}")
+                err(key, f"invalid handler name {show_value(name)}")
                 break
     for name in value("keepalive-pipelines"):
         if not NAME_RE.match(name):
-            err("keepalive-pipelines", f"invalid pipeline name {_show(name)}")
+            err("keepalive-pipelines", f"invalid pipeline name {show_value(name)}")
             break
     if value("deregistration-handler") and not NAME_RE.match(value("deregistration-handler")):
-        err("deregistration-handler", f"invalid handler name {_show(value('deregistration-handler'))}")
+        err("deregistration-handler", f"invalid handler name {show_value(value('deregistration-handler'))}")
 
     interval = value("keepalive-interval")
     warning = value("keepalive-warning-timeout")

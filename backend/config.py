@@ -21,17 +21,27 @@ in one pass.
 
 from __future__ import annotations
 
-import difflib
-import json
-import math
-import re
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
 
-import yaml
+from backend.config_values import (
+    DEFAULT_SOURCE,
+    BadValue,
+    ConfigError,
+    Kind,
+    Option,
+    convert_value,
+    default_value,
+    format_duration,
+    normalize_flags,
+    parse_duration,
+    read_config_file,
+    resolve_layers,
+    show_value,
+)
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -56,9 +66,6 @@ __all__ = [
 
 DEFAULT_CONFIG_FILE = "/etc/sensu/backend.yml"
 ENV_PREFIX = "SENSU_BACKEND_"
-DEFAULT_SOURCE = "default"
-
-Kind = Literal["str", "int", "bool", "float", "strlist", "duration", "map"]
 Group = Literal["general", "store", "init"]
 
 LOG_LEVELS = ("panic", "fatal", "error", "warn", "warning", "info", "debug", "trace")
@@ -75,31 +82,6 @@ _EXTERNAL = (
     "not supported by this backend (the replicated store is always embedded; "
     "there is no external etcd)"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One configuration key: its Sensu spelling, type, default and help text.
-
-    ``unsupported`` holds the reason when any non-default value must be refused
-    because this backend cannot honour it.
-    """
-
-    key: str
-    kind: Kind
-    default: Any
-    group: Group
-    help: str
-    short: str | None = None
-    choices: tuple[str, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    unsupported: str | None = None
-
-    @property
-    def attr(self) -> str:
-        """The snake_case attribute name on :class:`BackendConfig`."""
-        return self.key.replace("-", "_")
 
 
 def _o(key: str, kind: Kind, default: Any, group: Group, help: str, **kw: Any) -> Option:
@@ -259,123 +241,9 @@ def env_name(key: str) -> str:
     return ENV_PREFIX + key.upper().replace("-", "_")
 
 
-def _is_cli_source(source: str | None) -> bool:
-    return source is not None and source.startswith(("flag ", "env "))
-
-
-class ConfigError(Exception):
-    """A configuration problem, rendered as one line naming the key and where it came from.
-
-    ``source`` is the config file path, ``env SENSU_BACKEND_X``, ``flag --x``,
-    ``default`` or None; ``key`` is the Sensu key (None for whole-file problems).
-    ``errors`` holds every problem found in the same pass, this one first.
-    """
-
-    def __init__(self, key: str | None, source: str | None, message: str) -> None:
-        super().__init__(key, source, message)
-        self.key = key
-        self.source = source
-        self.message = message
-        self.errors: tuple[ConfigError, ...] = (self,)
-
-    def __str__(self) -> str:
-        parts: list[str] = []
-        if self.source and self.source != DEFAULT_SOURCE:
-            parts.append(self.source)
-        # A flag or variable already names its key; a file or default does not.
-        if self.key and not _is_cli_source(self.source):
-            parts.append(self.key)
-        parts.append(self.message)
-        return ": ".join(parts)
-
-    def __repr__(self) -> str:
-        return f"ConfigError(key={self.key!r}, source={self.source!r}, message={self.message!r})"
-
-
-class _BadValue(ValueError):
-    """A value that cannot be converted; the message reads after ``key: ``."""
-
-
 # ---------------------------------------------------------------------------------
-# Scalars, durations, URLs
+# URLs and addresses
 # ---------------------------------------------------------------------------------
-
-
-def _show(value: object) -> str:
-    """Render a rejected value the way an operator typed it (strings in double quotes)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-_TRUE = {"1", "t", "true", "y", "yes", "on"}
-_FALSE = {"0", "f", "false", "n", "no", "off"}
-_INT_RE = re.compile(r"^[+-]?\d+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-}
-
-
-def parse_duration(text: str) -> float:
-    """Parse a Go duration (``15s``, ``1440m``, ``1h30m``, ``10ms``) into seconds.
-
-    A bare number is seconds, as Sensu reads ``agent-write-timeout: 15`` and as
-    ``init --timeout 5`` is read. Raises ``ValueError`` on anything else.
-    """
-    s = text.strip()
-    if not s:
-        raise ValueError("empty duration")
-    try:
-        value = float(s)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(value):
-            raise ValueError(f"invalid duration {_show(text)}")
-        return value
-    sign = -1.0 if s.startswith("-") else 1.0
-    body = s[1:] if s[:1] in "+-" else s
-    pos, total = 0, 0.0
-    while pos < len(body):
-        m = _DURATION_PART.match(body, pos)
-        if m is None:
-            raise ValueError(f'invalid duration {_show(text)} (use e.g. "15s", "10m", "1h30m")')
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if pos == 0:
-        raise ValueError(f"invalid duration {_show(text)}")
-    return sign * total
-
-
-def format_duration(seconds: float) -> str:
-    """Format seconds the way Go prints a ``time.Duration`` (``15s``, ``1m0s``, ``24h0m0s``, ``10ms``)."""
-    if seconds == 0:
-        return "0s"
-    sign = "-" if seconds < 0 else ""
-    s = abs(seconds)
-
-    def num(x: float) -> str:
-        return f"{x:.9f}".rstrip("0").rstrip(".")
-
-    if s < 1e-6:
-        return f"{sign}{num(s * 1e9)}ns"
-    if s < 1e-3:
-        return f"{sign}{num(s * 1e6)}µs"
-    if s < 1:
-        return f"{sign}{num(s * 1e3)}ms"
-    hours, rest = divmod(s, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{sign}{int(hours)}h{int(minutes)}m{num(secs)}s"
-    if minutes:
-        return f"{sign}{int(minutes)}m{num(secs)}s"
-    return f"{sign}{num(secs)}s"
 
 
 def url_host_port(url: str) -> tuple[str, int]:
@@ -389,17 +257,17 @@ def url_host_port(url: str) -> tuple[str, int]:
         parts = urllib.parse.urlsplit(url.strip())
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"invalid URL {_show(url)}: {exc}") from None
+        raise ValueError(f"invalid URL {show_value(url)}: {exc}") from None
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"invalid URL {_show(url)}: scheme must be http or https")
+        raise ValueError(f"invalid URL {show_value(url)}: scheme must be http or https")
     if not parts.hostname:
-        raise ValueError(f"invalid URL {_show(url)}: missing host")
+        raise ValueError(f"invalid URL {show_value(url)}: missing host")
     if port is None:
-        raise ValueError(f"invalid URL {_show(url)}: missing port")
+        raise ValueError(f"invalid URL {show_value(url)}: missing port")
     if not 1 <= port <= 65535:
-        raise ValueError(f"invalid URL {_show(url)}: port out of range 1..65535")
+        raise ValueError(f"invalid URL {show_value(url)}: port out of range 1..65535")
     if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
-        raise ValueError(f"invalid URL {_show(url)}: expected scheme://host:port only")
+        raise ValueError(f"invalid URL {show_value(url)}: expected scheme://host:port only")
     return parts.hostname, port
 
 
@@ -412,17 +280,17 @@ def parse_host_port(address: str) -> tuple[str, int]:
     if text.startswith("["):
         end = text.find("]")
         if end < 0 or text[end + 1 : end + 2] != ":":
-            raise ValueError(f"invalid address {_show(address)}: expected host:port")
+            raise ValueError(f"invalid address {show_value(address)}: expected host:port")
         host, port_text = text[1:end], text[end + 2 :]
     else:
         host, sep, port_text = text.rpartition(":")
         if not sep or ":" in host:
-            raise ValueError(f"invalid address {_show(address)}: expected host:port ([v6]:port for IPv6)")
+            raise ValueError(f"invalid address {show_value(address)}: expected host:port ([v6]:port for IPv6)")
     if not port_text.isdigit():
-        raise ValueError(f"invalid address {_show(address)}: port must be a number")
+        raise ValueError(f"invalid address {show_value(address)}: port must be a number")
     port = int(port_text)
     if not 1 <= port <= 65535:
-        raise ValueError(f"invalid address {_show(address)}: port out of range 1..65535")
+        raise ValueError(f"invalid address {show_value(address)}: port out of range 1..65535")
     return host, port
 
 
@@ -441,231 +309,16 @@ def parse_initial_cluster(text: str) -> list[tuple[str, str]]:
         name, sep, url = item.partition("=")
         name, url = name.strip(), url.strip()
         if not sep or not name or not url:
-            raise ValueError(f"invalid member {_show(item)} (expected name=url[,name=url...])")
+            raise ValueError(f"invalid member {show_value(item)} (expected name=url[,name=url...])")
         try:
             hp = url_host_port(url)
         except ValueError as exc:
             raise ValueError(f"member {name!s}: {exc}") from None
         if hp in owner and owner[hp] != name:
-            raise ValueError(f"members {owner[hp]} and {name} share the peer URL {_show(url)}")
+            raise ValueError(f"members {owner[hp]} and {name} share the peer URL {show_value(url)}")
         owner[hp] = name
         members.append((name, url))
     return members
-
-
-# ---------------------------------------------------------------------------------
-# Typed conversion
-# ---------------------------------------------------------------------------------
-
-
-def _to_str(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise _BadValue(f"expected a string, got {_show(value)}")
-
-
-def _to_int(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and _INT_RE.match(value.strip()):
-        return int(value.strip())
-    raise _BadValue(f"expected an integer, got {_show(value)}")
-
-
-def _to_float(value: object) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        result = float(value)
-    elif isinstance(value, str):
-        try:
-            result = float(value.strip())
-        except ValueError:
-            raise _BadValue(f"expected a number, got {_show(value)}") from None
-    else:
-        raise _BadValue(f"expected a number, got {_show(value)}")
-    if not math.isfinite(result):
-        raise _BadValue(f"expected a finite number, got {_show(value)}")
-    return result
-
-
-def _to_bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-    raise _BadValue(f"expected a boolean (true or false), got {_show(value)}")
-
-
-def _to_strlist(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(p.strip() for p in value.split(",") if p.strip())
-    if isinstance(value, (list, tuple)):
-        out: list[str] = []
-        for item in value:
-            if isinstance(item, (list, tuple, dict)) or item is None or isinstance(item, bool):
-                raise _BadValue(f"expected a list of strings, got {_show(value)}")
-            out.extend(_to_strlist(_to_str(item)))
-        return tuple(out)
-    raise _BadValue(f"expected a list of strings or a comma-separated string, got {_show(value)}")
-
-
-def _to_duration(value: object) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise _BadValue(f"expected a duration, got {_show(value)}")
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise _BadValue(f"expected a duration such as 15s or 10m, got {_show(value)}") from exc
-    raise _BadValue(f"expected a duration such as 15s or 10m, got {_show(value)}")
-
-
-def _pairs_to_map(text: str, whole: object) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for item in (p.strip() for p in text.split(",")):
-        if not item:
-            continue
-        k, sep, v = item.partition("=")
-        if not sep or not k.strip():
-            raise _BadValue(f"expected key=value[,key=value...], got {_show(whole)}")
-        result[k.strip()] = v.strip()
-    return result
-
-
-def _to_map(value: object) -> Mapping[str, str]:
-    result: dict[str, str] = {}
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str) or isinstance(v, (list, dict)) or v is None or isinstance(v, bool):
-                raise _BadValue(f"expected a mapping of strings, got {_show(value)}")
-            result[k] = _to_str(v)
-    elif isinstance(value, str):
-        result = _pairs_to_map(value, value)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            result.update(_pairs_to_map(_to_str(item), value))
-    else:
-        raise _BadValue(f"expected a mapping or key=value[,key=value...], got {_show(value)}")
-    return MappingProxyType(result)
-
-
-_CONVERTERS: Mapping[str, Callable[[object], Any]] = {
-    "str": _to_str,
-    "int": _to_int,
-    "bool": _to_bool,
-    "float": _to_float,
-    "strlist": _to_strlist,
-    "duration": _to_duration,
-    "map": _to_map,
-}
-
-
-def _convert(option: Option, value: object) -> Any:
-    """Convert and range-check one value; raises ``_BadValue``."""
-    result = _CONVERTERS[option.kind](value)
-    if option.choices is not None and result not in option.choices:
-        allowed = ", ".join(c for c in option.choices if c)
-        raise _BadValue(f"expected one of [{allowed}], got {_show(value)}")
-    if option.minimum is not None and result < option.minimum:
-        raise _BadValue(_range_message(option, value))
-    if option.maximum is not None and result > option.maximum:
-        raise _BadValue(_range_message(option, value))
-    return result
-
-
-def _range_message(option: Option, value: object) -> str:
-    def show(x: float | None) -> str:
-        if x is None:
-            return "?"
-        return format_duration(x) if option.kind == "duration" else f"{x:g}"
-
-    if option.maximum is None:
-        return f"must be at least {show(option.minimum)}, got {_show(value)}"
-    return f"must be between {show(option.minimum)} and {show(option.maximum)}, got {_show(value)}"
-
-
-# ---------------------------------------------------------------------------------
-# The file
-# ---------------------------------------------------------------------------------
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys: the last one silently winning hides typos."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[object] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if isinstance(key, (str, int, float, bool)) and key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {_show(key)}", key_node.start_mark
-            )
-        if isinstance(key, (str, int, float, bool)):
-            seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def read_config_file(path: str, *, explicit: bool, named_by: str = DEFAULT_SOURCE) -> dict[object, object]:
-    """Read ``backend.yml`` into a plain mapping of key -> YAML value.
-
-    A missing file is fine only when it is the default location (``explicit``
-    false), as in Sensu. Raises ``ConfigError`` (source = ``path``) for a missing
-    named file, an unreadable file, bad YAML (with its line) or a top level that
-    is not a mapping. Keys are not checked here; :func:`load_config` does that.
-    """
-    return _read_config_file(path, explicit=explicit, named_by=named_by)[0]
-
-
-def _read_config_file(path: str, *, explicit: bool, named_by: str) -> tuple[dict[object, object], bool]:
-    """:func:`read_config_file`, also telling whether the file existed."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        if not explicit:
-            return {}, False
-        raise ConfigError(None, path, f"config file not found (named by {named_by})") from None
-    except IsADirectoryError:
-        raise ConfigError(None, path, "cannot read config file: is a directory") from None
-    except PermissionError:
-        raise ConfigError(None, path, "cannot read config file: permission denied") from None
-    except UnicodeDecodeError:
-        raise ConfigError(None, path, "cannot read config file: not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(None, path, f"cannot read config file: {exc.strerror or exc}") from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(None, path, f"{where}invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(None, path, f"invalid YAML: {' '.join(str(exc).split())}") from None
-    if data is None:
-        return {}, True
-    if not isinstance(data, dict):
-        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__} value"
-        raise ConfigError(None, path, f"expected a mapping of keys to values at the top level, got {kind}")
-    return data, True
-
-
-def _suggest(key: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key.replace("_", "-").lower(), list(candidates), n=1, cutoff=0.75)
-    return f' (did you mean "{close[0]}"?)' if close else ""
 
 
 # ---------------------------------------------------------------------------------
@@ -674,8 +327,7 @@ def _suggest(key: str, candidates: Iterable[str]) -> str:
 
 
 def _default(key: str) -> Any:
-    value = OPTIONS_BY_KEY[key].default
-    return MappingProxyType(dict(value)) if isinstance(value, dict) else value
+    return default_value(OPTIONS_BY_KEY[key])
 
 
 def _d(key: str) -> Any:
@@ -825,27 +477,6 @@ assert {f.name for f in fields(BackendConfig)} - _INTERNAL_FIELDS == {o.attr for
 # ---------------------------------------------------------------------------------
 
 
-def _normalize_flags(argv_values: Mapping[str, object], known: Mapping[str, Option]) -> dict[str, object]:
-    flags: dict[str, object] = {}
-    for raw_key, value in argv_values.items():
-        key = raw_key.replace("_", "-")
-        if key not in known:
-            raise ConfigError(key, f"flag --{key}", f"unknown flag{_suggest(key, known)}")
-        flags[key] = value
-    return flags
-
-
-def _config_file_location(flags: Mapping[str, object], environ: Mapping[str, str]) -> tuple[str, str, bool]:
-    """Return (path, source, explicit): flag, then env, then the default location."""
-    if "config-file" in flags:
-        path = _to_str(flags["config-file"])
-        return path, "flag --config-file", True
-    env = env_name("config-file")
-    if environ.get(env):
-        return environ[env], f"env {env}", True
-    return DEFAULT_CONFIG_FILE, DEFAULT_SOURCE, False
-
-
 def load_config(argv_values: Mapping[str, object], environ: Mapping[str, str]) -> BackendConfig:
     """Resolve defaults < config file < ``SENSU_BACKEND_*`` < flags into a :class:`BackendConfig`.
 
@@ -855,53 +486,14 @@ def load_config(argv_values: Mapping[str, object], environ: Mapping[str, str]) -
 
     Raises ``ConfigError`` (the first problem; all of them on ``.errors``).
     """
-    flags = _normalize_flags(argv_values, OPTIONS_BY_KEY)
-    path, path_source, explicit = _config_file_location(flags, environ)
-    file_values, file_found = _read_config_file(path, explicit=explicit, named_by=path_source)
-
-    errors: list[ConfigError] = []
-    raw: dict[str, tuple[object, str]] = {}
-    for key, value in file_values.items():
-        if not isinstance(key, str):
-            errors.append(ConfigError(None, path, f"keys must be strings, got {_show(key)}"))
-        elif key == "config-file":
-            errors.append(ConfigError(key, path, "cannot be set inside the config file (use -c or "
-                                                 f"{env_name('config-file')})"))
-        elif key not in OPTIONS_BY_KEY:
-            errors.append(ConfigError(key, path, f"unknown key{_suggest(key, OPTIONS_BY_KEY)}"))
-        elif value is not None:  # "key:" with no value keeps the default, as viper does
-            raw[key] = (value, path)
-    for option in OPTIONS:
-        name = env_name(option.key)
-        if environ.get(name):  # viper ignores empty variables
-            raw[option.key] = (environ[name], f"env {name}")
-    for key, value in flags.items():
-        raw[key] = (value, f"flag --{key}")
-    raw["config-file"] = (path, path_source)
-
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for option in OPTIONS:
-        value, source = raw.get(option.key, (option.default, DEFAULT_SOURCE))
-        try:
-            values[option.attr] = _convert(option, value) if source != DEFAULT_SOURCE else _default(option.key)
-        except _BadValue as exc:
-            errors.append(ConfigError(option.key, source, str(exc)))
-            values[option.attr] = _default(option.key)
-            source = DEFAULT_SOURCE  # so cross-checks do not pile on
-        sources[option.key] = source
-        if option.unsupported and source != DEFAULT_SOURCE and values[option.attr] != _default(option.key):
-            errors.append(ConfigError(option.key, source, option.unsupported))
-
-    if "etcd-initial-cluster" in raw and not values["etcd_initial_cluster"].strip():
+    layers = resolve_layers(OPTIONS, argv_values, environ, env_name=env_name, default_config_file=DEFAULT_CONFIG_FILE)
+    values = layers.values
+    if "etcd-initial-cluster" in layers.raw and not values["etcd_initial_cluster"].strip():
         # 6.x: an empty initial cluster falls back to the single-member default.
         values["etcd_initial_cluster"] = _default("etcd-initial-cluster")
-    errors.extend(_cross_check(values, sources))
-    if errors:
-        first = errors[0]
-        first.errors = tuple(errors)
-        raise first
-    return BackendConfig(**values, sources=MappingProxyType(sources), config_file_loaded=file_found)
+    layers.errors.extend(_cross_check(values, layers.sources))
+    layers.raise_errors()
+    return BackendConfig(**values, sources=MappingProxyType(layers.sources), config_file_loaded=layers.file_found)
 
 
 def _cross_check(values: Mapping[str, Any], sources: Mapping[str, str]) -> list[ConfigError]:
@@ -1024,7 +616,7 @@ def load_init_options(argv_values: Mapping[str, object], environ: Mapping[str, s
     and password are required unless ``--interactive`` (the CLI prompts then).
     Raises ``ConfigError``.
     """
-    flags = _normalize_flags(argv_values, INIT_OPTIONS_BY_KEY)
+    flags = normalize_flags(argv_values, INIT_OPTIONS_BY_KEY)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for option in INIT_OPTIONS:
@@ -1037,8 +629,8 @@ def load_init_options(argv_values: Mapping[str, object], environ: Mapping[str, s
             values[option.key], sources[option.key] = option.default, DEFAULT_SOURCE
             continue
         try:
-            values[option.key] = _convert(option, raw)
-        except _BadValue as exc:
+            values[option.key] = convert_value(option, raw)
+        except BadValue as exc:
             raise ConfigError(option.key, source, str(exc)) from None
         sources[option.key] = source
 

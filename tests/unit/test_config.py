@@ -236,6 +236,9 @@ def test_string_lists_from_yaml_list_comma_string_and_repeated_flags(tmp_path: P
     assert config.etcd_advertise_client_urls == ("http://a:1", "http://b:2")
     config = load_config({"etcd-advertise-client-urls": ["http://a:1,http://b:2", "http://c:3"]}, {})
     assert config.etcd_advertise_client_urls == ("http://a:1", "http://b:2", "http://c:3")
+    # viper splits a list held in one variable on whitespace, pflag on commas: both are read
+    config = load_config({}, {"SENSU_BACKEND_ETCD_ADVERTISE_CLIENT_URLS": "http://a:1 http://b:2"})
+    assert config.etcd_advertise_client_urls == ("http://a:1", "http://b:2")
 
 
 def test_labels_from_yaml_mapping_env_and_flags(tmp_path: Path) -> None:
@@ -244,6 +247,34 @@ def test_labels_from_yaml_mapping_env_and_flags(tmp_path: Path) -> None:
     assert dict(load_config({"annotations": ["x=1", "y=2"]}, {}).annotations) == {"x": "1", "y": "2"}
     err = error_of(None, flags={"labels": "novalue"})
     assert str(err) == 'flag --labels: expected key=value[,key=value...], got "novalue"'
+    # a JSON object, as Sensu documents maps in the environment
+    assert dict(load_config({}, {"SENSU_BACKEND_LABELS": '{"region": "eu"}'}).labels) == {"region": "eu"}
+    err = error_of(None, env={"SENSU_BACKEND_LABELS": '{"region": '})
+    assert str(err) == ('env SENSU_BACKEND_LABELS: expected a JSON object or key=value[,key=value...], '
+                        'got "{\\"region\\": "')
+
+
+def test_backend_and_agent_read_values_by_the_same_rules(tmp_path: Path) -> None:
+    """One converter serves both programs: the same text gives the same value or the same message."""
+    from agent.config import AgentConfig
+    from agent.config import ConfigError as AgentConfigError
+    from agent.config import load_config as load_agent_config
+
+    empty = write(tmp_path, "", name="agent.yml")
+
+    def agent(**flags: object) -> AgentConfig:
+        return load_agent_config({"config-file": empty, **flags}, {}, hostname=lambda: "h")
+
+    got = agent(subscriptions="a, b c", labels='{"k": "v"}', **{"keepalive-interval": 20.0})
+    assert (got.subscriptions, dict(got.labels), got.keepalive_interval) == (("a", "b", "c"), {"k": "v"}, 20)
+    backend = load_config({"etcd-advertise-client-urls": "http://a:1, http://b:2 http://c:3", "labels": '{"k": "v"}'}, {})
+    assert (backend.etcd_advertise_client_urls, dict(backend.labels)) == (
+        ("http://a:1", "http://b:2", "http://c:3"), {"k": "v"})
+    assert load_file(tmp_path, "agent-port: 8081.0\n").agent_port == 8081
+    assert AgentConfigError is ConfigError
+    with pytest.raises(ConfigError) as info:
+        agent(**{"keepalive-interval": "often"})
+    assert str(info.value) == str(error_of(None, flags={"agent-port": "often"})).replace("agent-port", "keepalive-interval")
 
 
 # --- the file ------------------------------------------------------------------------
