@@ -261,7 +261,7 @@ async def test_bad_frames_close_only_that_connection(single_node: BackendProcess
             # the honest session on the same node still works: its keepalive updates last_seen
             await honest.send_message(keepalive_frame("honest", seq, ts=1_700_000_000 + seq))
             await wait_for(lambda: _last_seen_is(client, node, entity_key, 1_700_000_000 + seq), what=name)
-            await wait_for(lambda: _logged(node, f"closing agent connection: ", name), what=name)
+            await wait_for(lambda: _logged(node, "closing agent connection: ", name), what=name)
             assert any(reason in line and "closing agent connection" in line and f'"entity": "{name}"' in line
                        for line in node.log().splitlines()), (name, reason)
 
