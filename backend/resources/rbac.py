@@ -136,10 +136,11 @@ def _validate_rules(rules: list[Rule] | None) -> None:
 
 
 @dataclass(slots=True, kw_only=True)
-class Role:
-    """Rules that apply inside one namespace."""
+class _Rules:
+    """What a Role and a ClusterRole share: everything but where they apply."""
 
-    KIND: ClassVar[str] = "Role"
+    KIND: ClassVar[str]
+    NAMESPACED: ClassVar[bool]
 
     metadata: ObjectMeta = field(default_factory=ObjectMeta)
     rules: list[Rule] | None = None
@@ -160,39 +161,30 @@ class Role:
         return {"rules": _rules_to_wire(self.rules), "metadata": self.metadata.to_wire()}
 
     def validate(self) -> None:
-        self.metadata.validate(namespaced=True, regex=SUBSCRIPTION_RE)
+        _validate_scope(self.metadata, self.KIND, self.NAMESPACED)
         _validate_rules(self.rules)
+
+
+def _validate_scope(metadata: ObjectMeta, kind: str, namespaced: bool) -> None:
+    metadata.validate(namespaced=namespaced, regex=SUBSCRIPTION_RE)
+    if not namespaced and metadata.namespace:
+        raise ValidationError("metadata.namespace", f"{kind} cannot have a namespace", verbatim=True)
 
 
 @dataclass(slots=True, kw_only=True)
-class ClusterRole:
+class Role(_Rules):
+    """Rules that apply inside one namespace."""
+
+    KIND: ClassVar[str] = "Role"
+    NAMESPACED: ClassVar[bool] = True
+
+
+@dataclass(slots=True, kw_only=True)
+class ClusterRole(_Rules):
     """Rules that apply in every namespace (and to cluster-wide resources)."""
 
     KIND: ClassVar[str] = "ClusterRole"
-
-    metadata: ObjectMeta = field(default_factory=ObjectMeta)
-    rules: list[Rule] | None = None
-
-    @classmethod
-    def from_wire(cls, data: Any, *, path: str = "") -> Self:
-        r = WireReader(data, path)
-        return cls(metadata=r.get_obj("metadata", decode_meta), rules=_decode_rules(r))
-
-    @classmethod
-    def from_store(cls, d: dict[str, Any]) -> Self:
-        return cls.from_wire(d)
-
-    def to_store(self) -> dict[str, Any]:
-        return self.to_wire()
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"rules": _rules_to_wire(self.rules), "metadata": self.metadata.to_wire()}
-
-    def validate(self) -> None:
-        self.metadata.validate(namespaced=False, regex=SUBSCRIPTION_RE)
-        if self.metadata.namespace:
-            raise ValidationError("metadata.namespace", "ClusterRole cannot have a namespace", verbatim=True)
-        _validate_rules(self.rules)
+    NAMESPACED: ClassVar[bool] = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -239,90 +231,63 @@ class Subject:
             raise ValidationError(f"{path}.name", "must not be empty")
 
 
-def _validate_binding(subjects: list[Subject] | None, role_ref: RoleRef) -> None:
-    role_ref.validate("role_ref")
-    if not subjects:
-        raise ValidationError("subjects", "must contain at least one subject")
-    for i, subject in enumerate(subjects):
-        subject.validate(f"subjects[{i}]")
+@dataclass(slots=True, kw_only=True)
+class _Binding:
+    """What a RoleBinding and a ClusterRoleBinding share: everything but where they apply."""
+
+    KIND: ClassVar[str]
+    NAMESPACED: ClassVar[bool]
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    subjects: list[Subject] | None = None
+    role_ref: RoleRef = field(default_factory=RoleRef)
+
+    @classmethod
+    def from_wire(cls, data: Any, *, path: str = "") -> Self:
+        r = WireReader(data, path)
+        return cls(
+            metadata=r.get_obj("metadata", decode_meta),
+            subjects=r.get_list("subjects", Subject.from_wire),
+            role_ref=r.get_obj("role_ref", RoleRef.from_wire),
+        )
+
+    @classmethod
+    def from_store(cls, d: dict[str, Any]) -> Self:
+        return cls.from_wire(d)
+
+    def to_store(self) -> dict[str, Any]:
+        return self.to_wire()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "subjects": None if self.subjects is None else [s.to_wire() for s in self.subjects],
+            "role_ref": self.role_ref.to_wire(),
+            "metadata": self.metadata.to_wire(),
+        }
+
+    def validate(self) -> None:
+        _validate_scope(self.metadata, self.KIND, self.NAMESPACED)
+        self.role_ref.validate("role_ref")
+        if not self.subjects:
+            raise ValidationError("subjects", "must contain at least one subject")
+        for i, subject in enumerate(self.subjects):
+            subject.validate(f"subjects[{i}]")
 
 
 @dataclass(slots=True, kw_only=True)
-class RoleBinding:
+class RoleBinding(_Binding):
     """Grants a Role or ClusterRole to subjects, inside one namespace."""
 
     KIND: ClassVar[str] = "RoleBinding"
-
-    metadata: ObjectMeta = field(default_factory=ObjectMeta)
-    subjects: list[Subject] | None = None
-    role_ref: RoleRef = field(default_factory=RoleRef)
-
-    @classmethod
-    def from_wire(cls, data: Any, *, path: str = "") -> Self:
-        r = WireReader(data, path)
-        return cls(
-            metadata=r.get_obj("metadata", decode_meta),
-            subjects=r.get_list("subjects", Subject.from_wire),
-            role_ref=r.get_obj("role_ref", RoleRef.from_wire),
-        )
-
-    @classmethod
-    def from_store(cls, d: dict[str, Any]) -> Self:
-        return cls.from_wire(d)
-
-    def to_store(self) -> dict[str, Any]:
-        return self.to_wire()
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "subjects": None if self.subjects is None else [s.to_wire() for s in self.subjects],
-            "role_ref": self.role_ref.to_wire(),
-            "metadata": self.metadata.to_wire(),
-        }
-
-    def validate(self) -> None:
-        self.metadata.validate(namespaced=True, regex=SUBSCRIPTION_RE)
-        _validate_binding(self.subjects, self.role_ref)
+    NAMESPACED: ClassVar[bool] = True
 
 
 @dataclass(slots=True, kw_only=True)
-class ClusterRoleBinding:
+class ClusterRoleBinding(_Binding):
     """Grants a ClusterRole to subjects, everywhere."""
 
     KIND: ClassVar[str] = "ClusterRoleBinding"
-
-    metadata: ObjectMeta = field(default_factory=ObjectMeta)
-    subjects: list[Subject] | None = None
-    role_ref: RoleRef = field(default_factory=RoleRef)
-
-    @classmethod
-    def from_wire(cls, data: Any, *, path: str = "") -> Self:
-        r = WireReader(data, path)
-        return cls(
-            metadata=r.get_obj("metadata", decode_meta),
-            subjects=r.get_list("subjects", Subject.from_wire),
-            role_ref=r.get_obj("role_ref", RoleRef.from_wire),
-        )
-
-    @classmethod
-    def from_store(cls, d: dict[str, Any]) -> Self:
-        return cls.from_wire(d)
-
-    def to_store(self) -> dict[str, Any]:
-        return self.to_wire()
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "subjects": None if self.subjects is None else [s.to_wire() for s in self.subjects],
-            "role_ref": self.role_ref.to_wire(),
-            "metadata": self.metadata.to_wire(),
-        }
-
-    def validate(self) -> None:
-        self.metadata.validate(namespaced=False, regex=SUBSCRIPTION_RE)
-        if self.metadata.namespace:
-            raise ValidationError("metadata.namespace", "ClusterRoleBinding cannot have a namespace", verbatim=True)
-        _validate_binding(self.subjects, self.role_ref)
+    NAMESPACED: ClassVar[bool] = False
 
 
 def role_fields(prefix: str, role: Role | ClusterRole) -> dict[str, str]:
