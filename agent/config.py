@@ -40,8 +40,10 @@ from backend.config_values import (
     ConfigError,
     Kind,
     Option,
+    Layers,
     default_value,
     format_duration,
+    plain_values,
     resolve_layers,
     show_value,
 )
@@ -335,14 +337,7 @@ class AgentConfig:
 
     def to_mapping(self) -> dict[str, Any]:
         """Key -> plain value for logging; the password is masked."""
-        out: dict[str, Any] = {}
-        for option in OPTIONS:
-            value = getattr(self, option.attr)
-            if isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, Mapping):
-                value = dict(value)
-            out[option.key] = value
+        out = plain_values(self, OPTIONS)
         out["password"] = "REDACTED"
         return out
 
@@ -384,7 +379,7 @@ def load_config(
     values = layers.values
     if layers.sources["name"] == DEFAULT_SOURCE or not values["name"].strip():
         values["name"] = _default_name(hostname)
-    layers.errors.extend(_cross_check(values, layers.sources))
+    _cross_check(layers)
     layers.raise_errors()
     return AgentConfig(
         **values,
@@ -394,19 +389,9 @@ def load_config(
     )
 
 
-def _cross_check(values: dict[str, Any], sources: Mapping[str, str]) -> list[ConfigError]:
+def _cross_check(layers: Layers) -> None:
     """Checks beyond one value's type; may normalize ``values`` in place (backend URLs)."""
-    errors: list[ConfigError] = []
-
-    def err(key: str, message: str) -> None:
-        errors.append(ConfigError(key, sources[key], message))
-
-    def value(key: str) -> Any:
-        return values[OPTIONS_BY_KEY[key].attr]
-
-    def pick(*keys: str) -> str:
-        """The first key the user actually set (else the first), for blame."""
-        return next((k for k in keys if sources[k] != DEFAULT_SOURCE), keys[0])
+    values, err, value, pick = layers.values, layers.err, layers.value, layers.pick
 
     urls: list[str] = []
     for url in value("backend-url"):
@@ -471,4 +456,3 @@ def _cross_check(values: dict[str, Any], sources: Mapping[str, str]) -> list[Con
             err(key, "must not be empty")
     if not value("user") and not value("cert-file"):
         err("user", "must not be empty (or authenticate with cert-file and key-file)")
-    return errors

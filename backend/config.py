@@ -34,10 +34,12 @@ from backend.config_values import (
     Kind,
     Option,
     convert_value,
+    Layers,
     default_value,
     format_duration,
     normalize_flags,
     parse_duration,
+    plain_values,
     read_config_file,
     resolve_layers,
     show_value,
@@ -457,15 +459,7 @@ class BackendConfig:
 
     def to_mapping(self) -> dict[str, Any]:
         """Key -> plain value (lists, dicts, seconds) for logging and debugging."""
-        out: dict[str, Any] = {}
-        for option in OPTIONS:
-            value = getattr(self, option.attr)
-            if isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, Mapping):
-                value = dict(value)
-            out[option.key] = value
-        return out
+        return plain_values(self, OPTIONS)
 
 
 _INTERNAL_FIELDS = {"sources", "config_file_loaded"}
@@ -491,24 +485,14 @@ def load_config(argv_values: Mapping[str, object], environ: Mapping[str, str]) -
     if "etcd-initial-cluster" in layers.raw and not values["etcd_initial_cluster"].strip():
         # 6.x: an empty initial cluster falls back to the single-member default.
         values["etcd_initial_cluster"] = _default("etcd-initial-cluster")
-    layers.errors.extend(_cross_check(values, layers.sources))
+    _cross_check(layers)
     layers.raise_errors()
     return BackendConfig(**values, sources=MappingProxyType(layers.sources), config_file_loaded=layers.file_found)
 
 
-def _cross_check(values: Mapping[str, Any], sources: Mapping[str, str]) -> list[ConfigError]:
+def _cross_check(layers: Layers) -> None:
     """Checks that involve one key's syntax beyond its type, or several keys together."""
-    errors: list[ConfigError] = []
-
-    def err(key: str, message: str) -> None:
-        errors.append(ConfigError(key, sources[key], message))
-
-    def value(key: str) -> Any:
-        return values[OPTIONS_BY_KEY[key].attr]
-
-    def pick(*keys: str) -> str:
-        """The first key the user actually set (else the first), for blame."""
-        return next((k for k in keys if sources[k] != DEFAULT_SOURCE), keys[0])
+    err, value, pick = layers.err, layers.value, layers.pick
 
     for a, b in (("cert-file", "key-file"), ("dashboard-cert-file", "dashboard-key-file")):
         if bool(value(a)) != bool(value(b)):
@@ -563,7 +547,6 @@ def _cross_check(values: Mapping[str, Any], sources: Mapping[str, str]) -> list[
     ):
         err(pick("default-silenced-expiry-time", "max-silenced-expiry-time-allowed"),
             "default-silenced-expiry-time must not exceed max-silenced-expiry-time-allowed")
-    return errors
 
 
 # ---------------------------------------------------------------------------------

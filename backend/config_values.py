@@ -34,6 +34,7 @@ __all__ = [
     "format_duration",
     "normalize_flags",
     "parse_duration",
+    "plain_values",
     "read_config_file",
     "read_config_file_found",
     "resolve_layers",
@@ -442,6 +443,19 @@ def default_value(option: Option) -> Any:
     return MappingProxyType(dict(value)) if isinstance(value, dict) else value
 
 
+def plain_values(config: Any, options: Iterable[Option]) -> dict[str, Any]:
+    """Key -> plain value (lists, dicts, seconds) of a resolved config, for logging and debugging."""
+    out: dict[str, Any] = {}
+    for option in options:
+        value = getattr(config, option.attr)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        out[option.key] = value
+    return out
+
+
 @dataclass
 class Layers:
     """What :func:`resolve_layers` found, before the program's own checks.
@@ -456,6 +470,18 @@ class Layers:
     raw: dict[str, tuple[object, str]]
     file_found: bool
     errors: list[ConfigError] = field(default_factory=list)
+
+    def value(self, key: str) -> Any:
+        """The converted value of a Sensu-spelled key, for the program's cross-checks."""
+        return self.values[key.replace("-", "_")]
+
+    def err(self, key: str, message: str) -> None:
+        """A cross-key problem, blamed on where ``key``'s value came from."""
+        self.errors.append(ConfigError(key, self.sources[key], message))
+
+    def pick(self, *keys: str) -> str:
+        """The first key the user actually set (else the first), for blame."""
+        return next((k for k in keys if self.sources[k] != DEFAULT_SOURCE), keys[0])
 
     def raise_errors(self) -> None:
         """Raise the first problem, with all of them on ``.errors``, so a file is fixed in one pass."""
