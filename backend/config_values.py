@@ -82,7 +82,7 @@ def _is_cli_source(source: str | None) -> bool:
 class ConfigError(Exception):
     """A configuration problem, rendered as one line naming the key and where it came from.
 
-    ``source`` is the config file path, ``env SENSU_BACKEND_X``, ``flag --x``,
+    ``source`` is the config file path, ``env SENSU_BACKEND_X`` (``env SENSU_X`` for the agent), ``flag --x``,
     ``default`` or None; ``key`` is the Sensu key (None for whole-file problems).
     ``errors`` holds every problem found in the same pass, this one first.
     """
@@ -366,7 +366,7 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 def read_config_file(path: str, *, explicit: bool, named_by: str = DEFAULT_SOURCE) -> dict[object, object]:
-    """Read ``backend.yml`` into a plain mapping of key -> YAML value.
+    """Read ``backend.yml`` or ``agent.yml`` into a plain mapping of key -> YAML value.
 
     A missing file is fine only when it is the default location (``explicit``
     false), as in Sensu. Raises ``ConfigError`` (source = ``path``) for a missing
