@@ -353,6 +353,7 @@ class RaftNode:
             if isinstance(journal, DurableFileJournal):
                 journal.fsync_rewrites = True
         self.syncobj.addOnTickCallback(self._kick_single_node)
+        self._elect_a_lone_member_now()
         self._compact_at = first_compaction_at(settings)
         self.syncobj.addOnTickCallback(self._compact_by_bytes)
 
@@ -377,6 +378,18 @@ class RaftNode:
         if self.settings.compaction_max_bytes > 0 and applied >= self._compact_at:
             self._compact_at = applied + self.settings.compaction_max_bytes
             self.syncobj.forceLogCompaction()
+
+    def _elect_a_lone_member_now(self) -> None:
+        """A member with no peers is its own quorum: let it stand for election on its first tick.
+
+        pysyncobj waits a random election timeout (0.4-0.8 s) first even
+        then, which was a third of a single node's start-up. Only the wait is
+        skipped, never a vote: a member whose configuration names peers
+        (``otherNodes``) keeps the timeout and needs their votes as before.
+        """
+        so = self.syncobj
+        if not so.otherNodes and so._getLeader() is None:
+            so._SyncObj__raftElectionDeadline = 0
 
     def _kick_single_node(self) -> None:
         """Tick thread: a lone leader commits its own entries on the *next* tick,
