@@ -14,6 +14,10 @@ the REST API, polled every 10 ms:
 
     python bench/startup.py                     # 5 rounds, 20,000 keys of 1 KB
     python bench/startup.py --rounds 3 --keys 50000
+    python bench/startup.py --cases fresh --repo ../other-checkout   # another tree's code
+
+``--repo`` runs the processes from another checkout (its harness, its code),
+so two versions can be compared in one run, interleaved.
 
 Prints one JSON line per sample and a table of median / min / max.
 """
@@ -31,10 +35,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import httpx
 
-import httpx  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+if "--repo" in sys.argv:  # the tree whose harness and code run, before anything imports them
+    REPO = Path(sys.argv[sys.argv.index("--repo") + 1]).resolve()
+sys.path.insert(0, str(REPO))
 
 from tests.harness.backend import BackendProcess, make_cluster_nodes  # noqa: E402
 
@@ -179,7 +185,8 @@ def restarts(root: Path, client: httpx.Client, args: argparse.Namespace) -> list
                 wait(ready, f"restart after {how}")
                 row = {"case": f"restart after {how}, {args.keys:,} keys of {args.value_bytes} B: "
                                "spawn -> /health 200 and last key readable",
-                       "seconds": time.monotonic() - t1, "round": round_no, "state_files_bytes": files}
+                       "seconds": time.monotonic() - t1, "round": round_no, "state_files_bytes": files,
+                       "repo": str(REPO)}
                 emit(row)
                 rows.append(row)
                 time.sleep(1.0)
@@ -206,17 +213,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="samples of each case")
     parser.add_argument("--keys", type=int, default=20_000, help="keys held by the restarted node")
     parser.add_argument("--value-bytes", type=int, default=1024)
+    parser.add_argument("--cases", nargs="+", choices=("fresh", "restart"), default=["fresh", "restart"])
+    parser.add_argument("--repo", default=str(REPO), help="checkout whose code runs (default: this one)")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="sensu-startup-") as tmp, httpx.Client() as client:
         root = Path(tmp)
-        for round_no in range(args.rounds):
+        for round_no in range(args.rounds if "fresh" in args.cases else 0):
             for case in (one_fresh, three_fresh):
                 for row in case(root, client, round_no):
                     row["round"] = round_no
+                    row["repo"] = str(REPO)
                     emit(row)
                     rows.append(row)
-        rows += restarts(root, client, args)
+        if "restart" in args.cases:
+            rows += restarts(root, client, args)
     summarize(rows)
 
 
