@@ -383,7 +383,7 @@ class RaftNode:
         """A member with no peers is its own quorum: let it stand for election on its first tick.
 
         pysyncobj waits a random election timeout (0.4-0.8 s) first even
-        then, which was a third of a single node's start-up. Only the wait is
+        then, which was over half of a single node's start-up. Only the wait is
         skipped, never a vote: a member whose configuration names peers
         (``otherNodes``) keeps the timeout and needs their votes as before.
         """
