@@ -210,16 +210,21 @@ class TokenTCPTransport(TCPTransport):
         super().__init__(syncObj, selfNode, otherNodes)
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
-        """Keep the leader's optimistic ``nextIndex`` from moving backwards.
+        """Keep the leader's optimistic ``nextIndex`` from moving backwards, and a follower's committed entries.
 
         With ``appendEntriesUseBatch`` off, the leader advances ``nextIndex``
         as it sends, then a late success reply for an older append sets it back;
         the next send overlaps entries the follower already applied, and
         pysyncobj's follower truncates and re-adds them. Raft only needs
-        ``nextIndex = max(nextIndex, reply)`` on success.
+        ``nextIndex = max(nextIndex, reply)`` on success. An append that still
+        starts below the follower's commit index (after a restart or a leader
+        change) is moved up to it by :meth:`_keep_committed_entries`.
         """
         if isinstance(message, dict) and message.get("type") == "append_entries" and "transmission" in message:
             message = self._reassemble(node, message)
+        if isinstance(message, dict) and message.get("type") == "append_entries" and "prevLogIdx" in message \
+                and "transmission" not in message:
+            message = self._keep_committed_entries(message)
         if isinstance(message, dict) and message.get("type") == "next_node_idx" \
                 and message.get("success") and not message.get("reset"):
             next_index = self._syncObj._SyncObj__raftNextIndex
@@ -229,6 +234,35 @@ class TokenTCPTransport(TCPTransport):
                 next_index[node] = before
             return
         super()._onMessageReceived(node, message)
+
+    def _keep_committed_entries(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Follower side: start an append no lower than the entries we hold that are committed.
+
+        pysyncobj's follower deletes every entry after ``prevLogIdx`` before
+        adding the new ones, even entries it holds with the same term and has
+        applied. Killed before the leader resends them, the node has lost
+        acknowledged entries from its log (on restart: "raftCommitIndex
+        exceeds journal end"), and with a majority in that state a leader
+        without them could be elected. Raft deletes only on a conflict, and a
+        committed entry never conflicts: by Log Matching, our entries up to our
+        commit index are the leader's. So an append starting below that index
+        is rewritten to start at it: its entries up to there are dropped, and
+        our own entry there vouches for ``prevLogTerm``. What pysyncobj does
+        after that point (a conflict check, then truncation of an unverified
+        tail) is unchanged.
+        """
+        so = self._syncObj
+        log = so._SyncObj__raftLog
+        if not len(log):
+            return message
+        first, last = log[0][1], log[-1][1]
+        keep_to = min(so.raftCommitIndex, last)
+        prev = message["prevLogIdx"]
+        if prev >= keep_to or prev < first:
+            return message  # nothing committed would be deleted, or pysyncobj asks for a reset
+        held = log[keep_to - first]
+        entries = [e for e in message.get("entries") or () if e[1] > keep_to]
+        return {**message, "prevLogIdx": keep_to, "prevLogTerm": held[2], "entries": entries}
 
     def _reassemble(self, node: Any, message: dict[str, Any]) -> dict[str, Any]:
         """Follower side of a chunked entry: hand pysyncobj the entry only once it is whole.
