@@ -207,6 +207,8 @@ class TokenTCPTransport(TCPTransport):
         self._digest = _token_digest(token)
         self._refused_logged: set[str] = set()
         self._transmissions: dict[Any, bytearray] = {}  # node -> chunks of one large entry so far
+        self._snapshot_offered: dict[Any, int] = {}  # node -> our committed end when we refused its snapshot
+        self._refusing_snapshot: set[Any] = set()  # nodes whose current snapshot transmission we drop
         super().__init__(syncObj, selfNode, otherNodes)
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
@@ -225,6 +227,9 @@ class TokenTCPTransport(TCPTransport):
         if isinstance(message, dict) and message.get("type") == "append_entries" and "prevLogIdx" in message \
                 and "transmission" not in message:
             message = self._keep_committed_entries(message)
+        if isinstance(message, dict) and message.get("type") == "append_entries" \
+                and message.get("serialized") is not None and not self._accept_snapshot_chunk(node, message):
+            return
         if isinstance(message, dict) and message.get("type") == "next_node_idx" \
                 and message.get("success") and not message.get("reset"):
             next_index = self._syncObj._SyncObj__raftNextIndex
@@ -263,6 +268,39 @@ class TokenTCPTransport(TCPTransport):
         held = log[keep_to - first]
         entries = [e for e in message.get("entries") or () if e[1] > keep_to]
         return {**message, "prevLogIdx": keep_to, "prevLogTerm": held[2], "entries": entries}
+
+    def _accept_snapshot_chunk(self, node: Any, message: dict[str, Any]) -> bool:
+        """Follower side: before installing a leader's snapshot, offer our committed entries once.
+
+        pysyncobj's leader sends its whole dump when its ``nextIndex`` for us
+        is at or below its dump, which after our restart is often a stale
+        value: we may hold committed entries well past that dump. Installing it
+        clears our journal back to the dump, so entries we had acknowledged are
+        gone until resent (on restart: "raftCommitIndex exceeds journal end").
+        So the first snapshot is refused and the leader is told our committed
+        end (a reset ``next_node_idx``). If it holds the entries after that,
+        it appends from there; if not, its dump is past our commit index, the
+        next snapshot is accepted, and it loses nothing committed. Every
+        chunk of a refused transmission is dropped, so no partial dump is kept.
+        """
+        so = self._syncObj
+        if message.get("term", 0) < so.raftCurrentTerm:
+            return True  # pysyncobj ignores it
+        _, is_first, _ = message["serialized"]
+        if not is_first:
+            return node not in self._refusing_snapshot
+        log = so._SyncObj__raftLog
+        committed_end = min(so.raftCommitIndex, log[-1][1]) if len(log) else 0
+        if self._snapshot_offered.get(node) == committed_end:
+            del self._snapshot_offered[node]
+            self._refusing_snapshot.discard(node)
+            return True
+        self._snapshot_offered[node] = committed_end
+        self._refusing_snapshot.add(node)
+        logger.info("raft: refusing a snapshot once; offering entries from %d", committed_end + 1,
+                    extra={"peer": getattr(node, "id", str(node))})
+        so._SyncObj__sendNextNodeIdx(node, reset=True, nextNodeIdx=committed_end + 1)
+        return False
 
     def _reassemble(self, node: Any, message: dict[str, Any]) -> dict[str, Any]:
         """Follower side of a chunked entry: hand pysyncobj the entry only once it is whole.

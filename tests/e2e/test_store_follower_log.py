@@ -24,22 +24,40 @@ from cluster.store import open_store
 
 truncations = []
 
+cleared = []
+refused = []
+
+class Refused(logging.Handler):
+    def emit(self, record):
+        if "refusing a snapshot once" in record.getMessage():
+            refused.append(record.getMessage())
+
+logging.getLogger("cluster.membership").addHandler(Refused())
+logging.getLogger("cluster.membership").setLevel(logging.INFO)
+
 class Catch(logging.Handler):
     def emit(self, record):
         if "truncating already-applied" in record.getMessage():
             truncations.append(record.getMessage())
+        if "exceeds journal end" in record.getMessage():
+            cleared.append(record.getMessage())
 
 logging.getLogger("pysyncobj").addHandler(Catch())
 logging.getLogger("pysyncobj").setLevel(logging.INFO)
 
-async def main(root, *peers):
+async def main(root, case, *peers):
     members = tuple(Member(f"m{i}", p) for i, p in enumerate(peers))
     async with contextlib.AsyncExitStack() as stack:
         stores = []
         for m in members:
+            # "lagging": no member stands by itself (the test starts the one election), so a follower
+            # cut off from the leader waits instead of campaigning
             settings = RaftSettings(name=m.name, advertise_url=m.peer_url, listen_url=m.peer_url, members=members,
-                                    token="follower-log-test", state_dir=f"{root}/{m.name}")
+                                    token="follower-log-test", state_dir=f"{root}/{m.name}",
+                                    election_s=60.0 if case == "lagging" else 0.4)
             stores.append(await stack.enter_async_context(open_store(settings)))
+        if case == "lagging":
+            stores[0].node.syncobj._SyncObj__raftElectionDeadline = 0
         await stores[0].wait_leader(30)
         with trio.fail_after(30):
             while not any(s.raft_status().is_leader for s in stores):
@@ -54,16 +72,47 @@ async def main(root, *peers):
         applied = follower.raft_status().last_applied
         so = leader.node.syncobj
         node = next(n for n in so.otherNodes if n.id == follower.node.self_address)
-        so._SyncObj__raftNextIndex[node] = applied - 200  # resend from well below the follower's commit index
+        if case == "append":
+            so._SyncObj__raftNextIndex[node] = applied - 200  # resend from well below the follower's commit index
+        elif case == "lagging":
+            # the leader stops sending to the follower, goes on and compacts past everything it holds
+            connected = so._SyncObj__connectedNodes
+            connected.discard(node)
+            for i in range(20):
+                await leader.put(f"/c/{i:04}", b"third")
+            log = so._SyncObj__raftLog
+            so.forceLogCompaction()
+            with trio.fail_after(30):
+                while log[0][1] < leader.raft_status().commit_index - 5:
+                    await trio.sleep(0.02)
+            connected.add(node)  # its next send to the follower is the dump
+        else:
+            # the leader compacts, goes on, and then believes the follower needs its whole dump
+            log = so._SyncObj__raftLog
+            so.forceLogCompaction()
+            with trio.fail_after(30):
+                while log[0][1] < applied - 10:
+                    await trio.sleep(0.02)
+            for i in range(20):
+                await leader.put(f"/c/{i:04}", b"third")
+            with trio.fail_after(30):
+                while follower.raft_status().last_applied < leader.raft_status().commit_index:
+                    await trio.sleep(0.02)
+            so._SyncObj__raftNextIndex[node] = log[0][1]  # at the dump: pysyncobj sends the snapshot
         for i in range(50):
             await leader.put(f"/b/{i:04}", b"second")
         target = leader.raft_status().commit_index
         with trio.fail_after(30):
             while any(s.raft_status().last_applied < target for s in stores):
                 await trio.sleep(0.02)
+        values = []
+        for s in stores:
+            values.append(sum([len((await s.range(p)).items) for p in ("/a/", "/b/", "/c/")]))
         out = {
             "truncations": len(truncations),
-            "values": [len((await s.range("/a/")).items) + len((await s.range("/b/")).items) for s in stores],
+            "cleared": len(cleared),
+            "refused": len(refused),
+            "values": values,
         }
         print(json.dumps(out))
 
@@ -76,6 +125,22 @@ def _peer() -> str:
 
 
 async def test_an_old_append_does_not_truncate_applied_entries(tmp_path: Path) -> None:
-    out = await run_store_script(_SCRIPT, str(tmp_path), _peer(), _peer(), _peer(), timeout=120)
+    out = await run_store_script(_SCRIPT, str(tmp_path), "append", _peer(), _peer(), _peer(), timeout=120)
     assert out["values"] == [350, 350, 350]
     assert out["truncations"] == 0
+
+
+async def test_a_stale_snapshot_does_not_clear_committed_entries(tmp_path: Path) -> None:
+    out = await run_store_script(_SCRIPT, str(tmp_path), "snapshot", _peer(), _peer(), _peer(), timeout=120)
+    assert out["values"] == [370, 370, 370]
+    assert out["cleared"] == 0
+    assert out["truncations"] == 0
+    assert out["refused"] >= 1  # and the leader appended from the follower's committed end instead
+
+
+async def test_a_follower_behind_the_dump_still_installs_it(tmp_path: Path) -> None:
+    out = await run_store_script(_SCRIPT, str(tmp_path), "lagging", _peer(), _peer(), _peer(), timeout=120)
+    assert out["values"] == [370, 370, 370]
+    # refused once, then the next snapshot is installed (the leader's log no longer holds what the
+    # follower lacks, so only the dump can bring it level); a later stale resend may be refused again
+    assert out["refused"] >= 1
