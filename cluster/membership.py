@@ -207,8 +207,8 @@ class TokenTCPTransport(TCPTransport):
         self._digest = _token_digest(token)
         self._refused_logged: set[str] = set()
         self._transmissions: dict[Any, bytearray] = {}  # node -> chunks of one large entry so far
-        self._snapshot_offered: dict[Any, int] = {}  # node -> our committed end when we refused its snapshot
-        self._refusing_snapshot: set[Any] = set()  # nodes whose current snapshot transmission we drop
+        # node -> our committed end when we refused its snapshot; while present, that transmission is dropped
+        self._snapshot_offered: dict[Any, int] = {}
         super().__init__(syncObj, selfNode, otherNodes)
 
     def _onMessageReceived(self, node: Any, message: Any) -> None:
@@ -222,16 +222,15 @@ class TokenTCPTransport(TCPTransport):
         starts below the follower's commit index (after a restart or a leader
         change) is moved up to it by :meth:`_keep_committed_entries`.
         """
-        if isinstance(message, dict) and message.get("type") == "append_entries" and "transmission" in message:
-            message = self._reassemble(node, message)
-        if isinstance(message, dict) and message.get("type") == "append_entries" and "prevLogIdx" in message \
-                and "transmission" not in message:
-            message = self._keep_committed_entries(message)
-        if isinstance(message, dict) and message.get("type") == "append_entries" \
-                and message.get("serialized") is not None and not self._accept_snapshot_chunk(node, message):
-            return
-        if isinstance(message, dict) and message.get("type") == "next_node_idx" \
-                and message.get("success") and not message.get("reset"):
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "append_entries":
+            if "transmission" in message:
+                message = self._reassemble(node, message)
+            if "prevLogIdx" in message and "transmission" not in message:
+                message = self._keep_committed_entries(message)
+            if message.get("serialized") is not None and not self._accept_snapshot_chunk(node, message):
+                return
+        if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
             next_index = self._syncObj._SyncObj__raftNextIndex
             before = next_index.get(node)
             super()._onMessageReceived(node, message)
@@ -288,15 +287,13 @@ class TokenTCPTransport(TCPTransport):
             return True  # pysyncobj ignores it
         _, is_first, _ = message["serialized"]
         if not is_first:
-            return node not in self._refusing_snapshot
+            return node not in self._snapshot_offered
         log = so._SyncObj__raftLog
         committed_end = min(so.raftCommitIndex, log[-1][1]) if len(log) else 0
         if self._snapshot_offered.get(node) == committed_end:
             del self._snapshot_offered[node]
-            self._refusing_snapshot.discard(node)
             return True
         self._snapshot_offered[node] = committed_end
-        self._refusing_snapshot.add(node)
         logger.info("raft: refusing a snapshot once; offering entries from %d", committed_end + 1,
                     extra={"peer": getattr(node, "id", str(node))})
         so._SyncObj__sendNextNodeIdx(node, reset=True, nextNodeIdx=committed_end + 1)
