@@ -10,20 +10,12 @@ from pathlib import Path
 from tests.harness.backend import free_port, run_store_script
 
 _SCRIPT = r"""
-import contextlib, json, sys, trio
-from cluster.membership import Member, RaftSettings
-from cluster.store import open_store
+import json, sys, trio
+from tests.harness.stores import open_members
 
 async def main(root, wait_s, *peers):
-    members = tuple(Member(f"m{i}", p) for i, p in enumerate(peers))
-    async with contextlib.AsyncExitStack() as stack:
-        stores = []
-        for m in members:
-            # an election timeout far longer than the wait: only skipping it can make a leader in time
-            settings = RaftSettings(name=m.name, advertise_url=m.peer_url, listen_url=m.peer_url, members=members,
-                                    token="election-test", state_dir=f"{root}/{m.name}", election_s=60.0,
-                                    heartbeat_s=0.05)
-            stores.append(await stack.enter_async_context(open_store(settings)))
+    # an election timeout far longer than the wait: only skipping it can make a leader in time
+    async with open_members(root, peers, token="election-test", election_s=60.0, heartbeat_s=0.05) as stores:
         led = await stores[0].wait_leader(float(wait_s))
         print(json.dumps({"leader": led, "leaders": sum(s.raft_status().is_leader for s in stores)}))
 

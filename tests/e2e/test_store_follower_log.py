@@ -18,9 +18,8 @@ from pathlib import Path
 from tests.harness.backend import free_port, run_store_script
 
 _SCRIPT = r"""
-import contextlib, json, logging, sys, trio
-from cluster.membership import Member, RaftSettings
-from cluster.store import open_store
+import json, logging, sys, trio
+from tests.harness.stores import leader_of, open_members
 
 truncations = []
 
@@ -46,23 +45,13 @@ logging.getLogger("pysyncobj").addHandler(Catch())
 logging.getLogger("pysyncobj").setLevel(logging.INFO)
 
 async def main(root, case, *peers):
-    members = tuple(Member(f"m{i}", p) for i, p in enumerate(peers))
-    async with contextlib.AsyncExitStack() as stack:
-        stores = []
-        for m in members:
-            # "lagging": no member stands by itself (the test starts the one election), so a follower
-            # cut off from the leader waits instead of campaigning
-            settings = RaftSettings(name=m.name, advertise_url=m.peer_url, listen_url=m.peer_url, members=members,
-                                    token="follower-log-test", state_dir=f"{root}/{m.name}",
-                                    election_s=60.0 if case == "lagging" else 0.4)
-            stores.append(await stack.enter_async_context(open_store(settings)))
+    # "lagging": no member stands by itself (the test starts the one election), so a follower
+    # cut off from the leader waits instead of campaigning
+    election_s = 60.0 if case == "lagging" else 0.4
+    async with open_members(root, peers, token="follower-log-test", election_s=election_s) as stores:
         if case == "lagging":
             stores[0].node.syncobj._SyncObj__raftElectionDeadline = 0
-        await stores[0].wait_leader(30)
-        with trio.fail_after(30):
-            while not any(s.raft_status().is_leader for s in stores):
-                await trio.sleep(0.05)
-        leader = next(s for s in stores if s.raft_status().is_leader)
+        leader = await leader_of(stores)
         follower = next(s for s in stores if s is not leader)
         for i in range(300):
             await leader.put(f"/a/{i:04}", b"first")

@@ -20,9 +20,7 @@ from tests.harness.backend import free_port, run_store_script
 
 _SCRIPT = r"""
 import json, logging, sys, trio
-from contextlib import AsyncExitStack
-from cluster.membership import Member, RaftSettings
-from cluster.store import open_store
+from tests.harness.stores import leader_of, open_members
 
 class Failures(logging.Handler):
     count = 0
@@ -32,16 +30,8 @@ class Failures(logging.Handler):
 logging.getLogger("pysyncobj").addHandler(Failures(logging.ERROR))
 
 async def main(state_dir, *peers):
-    members = tuple(Member(f"n{i}", p) for i, p in enumerate(peers))
-    async with AsyncExitStack() as stack:
-        stores = [await stack.enter_async_context(open_store(RaftSettings(
-            name=m.name, advertise_url=m.peer_url, listen_url=m.peer_url, members=members, token="large",
-            state_dir=f"{state_dir}/{m.name}", append_entries_batch_bytes=65536))) for m in members]
-        with trio.fail_after(30):
-            while not any(s.node.syncobj._isLeader() for s in stores):
-                await trio.sleep(0.05)
-        leader = next(s for s in stores if s.node.syncobj._isLeader())
-        await leader.wait_leader(30)
+    async with open_members(state_dir, peers, token="large", append_entries_batch_bytes=65536) as stores:
+        leader = await leader_of(stores)
         sizes = range(2 * 65536 - 300, 2 * 65536 - 60)  # pickled entries end just past the 2nd chunk
         with trio.fail_after(120):
             for n in sizes:
