@@ -28,7 +28,6 @@ __all__ = [
     "Kind",
     "Layers",
     "Option",
-    "config_file_location",
     "convert_value",
     "default_value",
     "format_duration",
@@ -36,11 +35,9 @@ __all__ = [
     "parse_duration",
     "plain_values",
     "read_config_file",
-    "read_config_file_found",
     "resolve_layers",
     "show_value",
     "suggest_key",
-    "to_str",
 ]
 
 DEFAULT_SOURCE = "default"
@@ -194,7 +191,7 @@ def format_duration(seconds: float) -> str:
     return f"{sign}{num(secs)}s"
 
 
-def to_str(value: object) -> str:
+def _to_str(value: object) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -250,7 +247,7 @@ def _to_strlist(value: object) -> tuple[str, ...]:
         for item in value:
             if isinstance(item, (list, tuple, dict)) or item is None or isinstance(item, bool):
                 raise BadValue(f"expected a list of strings, got {show_value(value)}")
-            out.extend(_to_strlist(to_str(item)))
+            out.extend(_to_strlist(_to_str(item)))
         return tuple(out)
     raise BadValue(f"expected a list of strings or a comma-separated string, got {show_value(value)}")
 
@@ -294,19 +291,19 @@ def _to_map(value: object) -> Mapping[str, str]:
         for k, v in value.items():
             if not isinstance(k, str) or isinstance(v, (list, dict)) or v is None or isinstance(v, bool):
                 raise BadValue(f"expected a mapping of strings, got {show_value(value)}")
-            result[k] = to_str(v)
+            result[k] = _to_str(v)
     elif isinstance(value, str):
         result = _pairs_to_map(value, value)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            result.update(_pairs_to_map(to_str(item), value))
+            result.update(_pairs_to_map(_to_str(item), value))
     else:
         raise BadValue(f"expected a mapping or key=value[,key=value...], got {show_value(value)}")
     return MappingProxyType(result)
 
 
 _CONVERTERS: Mapping[str, Callable[[object], Any]] = {
-    "str": to_str,
+    "str": _to_str,
     "int": _to_int,
     "bool": _to_bool,
     "float": _to_float,
@@ -373,10 +370,10 @@ def read_config_file(path: str, *, explicit: bool, named_by: str = DEFAULT_SOURC
     named file, an unreadable file, bad YAML (with its line) or a top level that
     is not a mapping. Keys are not checked here; :func:`load_config` does that.
     """
-    return read_config_file_found(path, explicit=explicit, named_by=named_by)[0]
+    return _read_config_file_found(path, explicit=explicit, named_by=named_by)[0]
 
 
-def read_config_file_found(path: str, *, explicit: bool, named_by: str) -> tuple[dict[object, object], bool]:
+def _read_config_file_found(path: str, *, explicit: bool, named_by: str) -> tuple[dict[object, object], bool]:
     """:func:`read_config_file`, also telling whether the file existed."""
     try:
         with open(path, encoding="utf-8") as fh:
@@ -424,12 +421,12 @@ def normalize_flags(argv_values: Mapping[str, object], known: Mapping[str, Optio
     return flags
 
 
-def config_file_location(flags: Mapping[str, object], environ: Mapping[str, str], *,
+def _config_file_location(flags: Mapping[str, object], environ: Mapping[str, str], *,
                          env: str, default: str) -> tuple[str, str, bool]:
     """Return (path, source, explicit): ``-c``/``--config-file``, then ``env``, then ``default``."""
     if "config-file" in flags:
         try:
-            return to_str(flags["config-file"]), "flag --config-file", True
+            return _to_str(flags["config-file"]), "flag --config-file", True
         except BadValue as exc:
             raise ConfigError("config-file", "flag --config-file", str(exc)) from None
     if environ.get(env):
@@ -505,8 +502,8 @@ def resolve_layers(options: Iterable[Option], argv_values: Mapping[str, object],
     known = {o.key: o for o in options}
     flags = normalize_flags(argv_values, known)
     config_env = env_name("config-file")
-    path, path_source, explicit = config_file_location(flags, environ, env=config_env, default=default_config_file)
-    file_values, file_found = read_config_file_found(path, explicit=explicit, named_by=path_source)
+    path, path_source, explicit = _config_file_location(flags, environ, env=config_env, default=default_config_file)
+    file_values, file_found = _read_config_file_found(path, explicit=explicit, named_by=path_source)
 
     errors: list[ConfigError] = []
     file_layer: dict[str, tuple[object, str]] = {}

@@ -133,7 +133,7 @@ def three_fresh(root: Path, client: httpx.Client, round_no: int) -> list[dict[st
     ]
 
 
-def fill(client: httpx.Client, node: BackendProcess, keys: int, value_bytes: int) -> None:
+def fill(node: BackendProcess, keys: int, value_bytes: int) -> None:
     """Write ``keys`` keys through the node's debug store API, 64 requests in flight."""
     import trio
 
@@ -171,7 +171,7 @@ def restarts(root: Path, client: httpx.Client, args: argparse.Namespace) -> list
     try:
         wait(lambda: healthy(client, node), "the node to fill")
         t0 = time.monotonic()
-        fill(client, node, args.keys, args.value_bytes)
+        fill(node, args.keys, args.value_bytes)
         emit({"filled_keys": args.keys, "value_bytes": args.value_bytes, "seconds": time.monotonic() - t0})
         for round_no in range(args.rounds):
             for how in ("SIGTERM", "kill -9"):
@@ -203,8 +203,9 @@ def summarize(rows: list[dict[str, Any]]) -> None:
     print("| case | samples | median | min | max |")
     print("|---|---|---|---|---|")
     for case, values in by_case.items():
-        unit = "" if "MB" in case else " s"
-        fmt = (lambda v: f"{v:.0f}{unit}") if "MB" in case else (lambda v: f"{v:.2f}{unit}")
+        def fmt(v: float, mb: bool = "MB" in case) -> str:
+            return f"{v:.0f}" if mb else f"{v:.2f} s"
+
         print(f"| {case} | {len(values)} | {fmt(statistics.median(values))} | {fmt(min(values))} | {fmt(max(values))} |")
 
 
