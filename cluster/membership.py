@@ -456,9 +456,8 @@ class RaftNode:
         skipped, never a vote: a member whose configuration names peers
         (``otherNodes``) keeps the timeout and needs their votes as before.
         """
-        so = self.syncobj
-        if not so.otherNodes and so._getLeader() is None:
-            so._SyncObj__raftElectionDeadline = 0
+        if not self.syncobj.otherNodes:
+            self.syncobj._SyncObj__raftElectionDeadline = 0
 
     def _kick_single_node(self) -> None:
         """Tick thread: a lone leader commits its own entries on the *next* tick,
