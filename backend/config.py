@@ -214,7 +214,8 @@ OPTIONS: tuple[Option, ...] = (
     # --- ours ------------------------------------------------------------------
     _o("debug-listen-address", "str", "127.0.0.1:6060", "general",
        "address of the debugging endpoints served with --debug"),
-    _o("store-fsync", "bool", False, "store", "fsync the Raft journal before acknowledging a write"),
+    _o("store-fsync", "bool", True, "store",
+       "deprecated: the Raft journal is synced before acknowledging by default; false is etcd-unsafe-no-fsync: true"),
 )
 
 OPTIONS_BY_KEY: Mapping[str, Option] = MappingProxyType({o.key: o for o in OPTIONS})
@@ -539,7 +540,7 @@ def _cross_check(layers: Layers) -> None:
         key = pick("etcd-election-timeout", "etcd-heartbeat-interval")
         err(key, f"etcd-election-timeout ({value('etcd-election-timeout')} ms) must be at least 5 times "
                  f"etcd-heartbeat-interval ({value('etcd-heartbeat-interval')} ms)")
-    if value("store-fsync") and value("etcd-unsafe-no-fsync"):
+    if value("store-fsync") and value("etcd-unsafe-no-fsync") and layers.sources["store-fsync"] != DEFAULT_SOURCE:
         err(pick("store-fsync", "etcd-unsafe-no-fsync"),
             "store-fsync and etcd-unsafe-no-fsync contradict each other; set only one")
     if value("max-silenced-expiry-time-allowed") and value("default-silenced-expiry-time") > value(

@@ -38,6 +38,7 @@ from cluster.store import Store, open_store
 
 from .agentd import AdhocExecutor, Agentd, AgentListenError
 from .config import BackendConfig
+from .config_values import DEFAULT_SOURCE
 from .eventd.process import RecordingPipelineHook, process_event
 from .eventd.ttl import TTLMonitor
 from .keepalived import Keepalived
@@ -91,10 +92,25 @@ def raft_settings(config: BackendConfig) -> RaftSettings:
         token=config.etcd_initial_cluster_token,
         state_dir=f"{config.state_dir.rstrip('/')}/raft",
         initial_state=config.etcd_initial_cluster_state,
-        fsync=bool(config.store_fsync and not config.etcd_unsafe_no_fsync),
+        fsync=journal_fsync(config),
         heartbeat_s=heartbeat,
         election_s=election,
     )
+
+
+def journal_fsync(config: BackendConfig) -> bool:
+    """Whether the Raft journal is synced before acknowledging: yes, unless ``etcd-unsafe-no-fsync``.
+
+    ``store-fsync`` is the deprecated name from when syncing was opt-in:
+    ``true`` now changes nothing, and an explicit ``false`` keeps the
+    unsynced behaviour its operator asked for, as ``etcd-unsafe-no-fsync``.
+    """
+    if config.source_of("store-fsync") != DEFAULT_SOURCE:
+        logger.warning("store-fsync is deprecated: the journal is synced by default; "
+                       "set etcd-unsafe-no-fsync: true to turn that off (from %s)", config.source_of("store-fsync"))
+        if not config.store_fsync:
+            return False
+    return not config.etcd_unsafe_no_fsync
 
 
 def _hypercorn_config(bind: str, *, cert: str = "", key: str = "", ca: str = "") -> HyperConfig:

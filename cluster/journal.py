@@ -35,15 +35,18 @@ import os
 import pickle
 import struct
 import threading
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from pysyncobj.journal import (
     FIRST_RECORD_OFFSET,
     LAST_RECORD_OFFSET_OFFSET,
     FileJournal,
     MemoryJournal,
+    MetaStorer,
     ResizableFile,
 )
+from pysyncobj.pickle import dumps as pickle_dumps
 
 __all__ = [
     "DurableFileJournal",
@@ -51,7 +54,9 @@ __all__ = [
     "LowPriorityDumpWriter",
     "REWRITE_SUFFIX",
     "THREAD_DUMP_MAX_BYTES",
+    "DurableMetaStorer",
     "create_journal",
+    "journals_created_durable",
     "keep_journal_past_dump",
     "write_dumps_in_a_thread",
 ]
@@ -71,34 +76,99 @@ def _record(command: bytes, index: int, term: int) -> bytes:
     return size + body + size
 
 
+class DurableMetaStorer(MetaStorer):  # type: ignore[misc]
+    """pysyncobj's ``MetaStorer`` that makes term and vote durable before they are used.
+
+    Raft's election safety needs ``currentTerm`` and ``votedFor`` on disk before
+    a vote is granted or a message carrying a new term is sent: a member that
+    forgets its vote after a power cut can vote twice in one term. pysyncobj
+    stores them synchronously (``FileJournal.setCurrentTerm``) but writes the
+    file with ``flush()`` and a rename only; here the new file is fsynced
+    before the rename and the directory after it. The once-a-second store of
+    the commit index goes through here too, which keeps a rename from ever
+    replacing a synced meta file with an unsynced one.
+    """
+
+    def __init__(self, path: str, *, durable: bool) -> None:
+        super().__init__(path)
+        self.durable = durable
+        self._path = path
+
+    def storeMeta(self, meta: dict[str, Any]) -> None:  # noqa: N802  (pysyncobj's name)
+        tmp = self._path + ".tmp"
+        _write_new_file(tmp, (pickle_dumps(meta),), fsync=self.durable)
+        _replace_file(tmp, self._path, fsync=self.durable)
+
+
 class DurableFileJournal(FileJournal):  # type: ignore[misc]
-    """pysyncobj's file journal whose truncation after a compaction is one atomic rename."""
+    """pysyncobj's file journal, synced before anything that depends on it leaves the node.
 
-    #: fsync the rewritten journal and its directory before going on. Off by default, like every
-    #: other journal write (``store-fsync`` turns both on): on ext4 the fsync also had to write out
-    #: the dirty pages of the journal being replaced, ~60 ms the Raft thread stood still.
-    fsync_rewrites = False
+    * With ``durable`` (the default; ``etcd-unsafe-no-fsync`` turns it off), the
+      entries written since the last sync are flushed (``msync``) by
+      :meth:`sync`, which the peer transport calls before every message it
+      sends and the state machine after every applied batch. So a follower's
+      entries are on disk before it acknowledges them, the leader's before it
+      sends them (and so before they can count toward a commit), and a lone
+      node's before its writers hear success. One ``msync`` covers a whole
+      group-commit batch, or every entry of one append message.
+    * Term and vote are fsynced before they are used (:class:`DurableMetaStorer`).
+    * Truncation after a compaction is one atomic rename (:meth:`deleteEntriesTo`).
+    """
 
-    def __init__(self, journal_file: str) -> None:
+    def __init__(self, journal_file: str, *, durable: bool = False) -> None:
         self._path = journal_file
+        self.durable = durable
+        self._unsynced = False
+        self.syncs = 0  # msyncs done by sync(), for statistics
         leftover = journal_file + REWRITE_SUFFIX
         if os.path.exists(leftover):
             # a rewrite that did not reach its rename: the journal itself is whole
             logger.warning("removing an unfinished journal rewrite %s", leftover)
             os.unlink(leftover)
+        created = not os.path.exists(journal_file)
         super().__init__(journal_file)
+        self._FileJournal__metaStorer = DurableMetaStorer(journal_file + ".meta", durable=durable)
+        if created and durable:
+            self._FileJournal__journalFile.flush()
+            _fsync_directory(os.path.dirname(os.path.abspath(journal_file)))
+
+    def add(self, command: bytes, idx: int, term: int) -> None:
+        super().add(command, idx, term)
+        self._unsynced = True
+
+    def clear(self) -> None:
+        super().clear()
+        self._unsynced = True
+
+    def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802,N803  (pysyncobj's names)
+        super().deleteEntriesFrom(entryFrom)
+        self._unsynced = True
+
+    def sync(self) -> bool:
+        """Tick thread: flush what was written since the last sync; True when something was flushed.
+
+        A no-op without ``durable`` or when nothing changed, so callers may
+        call it before every message.
+        """
+        if not (self.durable and self._unsynced):
+            return False
+        self._unsynced = False
+        self._FileJournal__journalFile.flush()
+        self.syncs += 1
+        return True
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802  (pysyncobj's name)
+        self.sync()  # the rewrite below must not overtake entries still in the old mapping only
         entries: list[Entry] = self._FileJournal__journal
         kept = entries[entryTo:]
         records = b"".join(_record(bytes(command), index, term) for command, index, term in kept)
         end = FIRST_RECORD_OFFSET + len(records)
         header = self._FileJournal__getDefaultHeader()[:LAST_RECORD_OFFSET_OFFSET] + struct.pack("<I", end)
         rewrite = self._path + REWRITE_SUFFIX
-        _write_new_file(rewrite, (header, records), fsync=self.fsync_rewrites)
+        _write_new_file(rewrite, (header, records), fsync=self.durable)
         _close_unflushed(self._FileJournal__journalFile)
         try:
-            _replace_file(rewrite, self._path, fsync=self.fsync_rewrites)
+            _replace_file(rewrite, self._path, fsync=self.durable)
         finally:
             # reopened whatever happened: the journal file is always whole, old or new
             self._FileJournal__journalFile = ResizableFile(self._path)
@@ -275,11 +345,26 @@ def write_dumps_in_a_thread(serializer: Any, *, fsync: bool = False) -> None:
     serializer.serialize = serialize
 
 
+#: Whether journals created on this thread now are durable: pysyncobj calls ``createJournal`` with
+#: the file name only, from inside ``SyncObj.__init__``, which the node runs on its own thread.
+_journal_options = threading.local()
+
+
+@contextmanager
+def journals_created_durable(durable: bool) -> Iterator[None]:
+    """Journals that :func:`create_journal` makes on this thread inside the block sync with ``durable``."""
+    _journal_options.durable = durable
+    try:
+        yield
+    finally:
+        del _journal_options.durable
+
+
 def create_journal(journal_file: str | None = None) -> Any:
     """pysyncobj's ``createJournal``, with the durable file journal."""
     if journal_file is None:
         return MemoryJournal()
-    return DurableFileJournal(journal_file)
+    return DurableFileJournal(journal_file, durable=getattr(_journal_options, "durable", False))
 
 
 def keep_journal_past_dump(journal: Any, dump: Any) -> int:

@@ -43,6 +43,7 @@ from .journal import (
     FastDumpGzip,
     LowPriorityDumpWriter,
     create_journal,
+    journals_created_durable,
     keep_journal_past_dump,
     write_dumps_in_a_thread,
 )
@@ -108,7 +109,8 @@ class RaftSettings:
     token: str
     state_dir: str
     initial_state: str = "new"  # "new" | "existing"
-    fsync: bool = False
+    #: Sync the journal before acknowledging (etcd's default; ``etcd-unsafe-no-fsync`` turns it off).
+    fsync: bool = True
     heartbeat_s: float = 0.05
     election_s: float = 0.4
     compaction_min_entries: int = 50_000
@@ -330,6 +332,22 @@ class TokenTCPTransport(TCPTransport):
         whole["entries"] = [entry]
         return whole
 
+    def send(self, node: Any, message: Any) -> bool:
+        """Sync the journal before any message leaves: nothing we send may depend on unsynced entries.
+
+        A follower's ``next_node_idx`` acknowledges entries it just wrote, and
+        the leader's ``append_entries`` carries entries that count toward a
+        commit once followers hold them, the leader's own copy included. So
+        whatever was written to the journal since the last sync is flushed
+        first (one ``msync`` per burst; a no-op when nothing is new, or with
+        ``etcd-unsafe-no-fsync``). Term and vote are synced where they are
+        stored (cluster/journal.py).
+        """
+        sync = getattr(self._syncObj._SyncObj__raftLog, "sync", None)
+        if sync is not None:
+            sync()
+        return bool(super().send(node, message))
+
     def _sendSelfAddress(self, conn: Any) -> None:
         conn.send({"sensu_cluster": self._digest, "node": self._selfNode.address})
 
@@ -408,7 +426,8 @@ class RaftNode:
         self_address = peer_address(settings.advertise_url)
         others = [m.address for m in settings.peers]
         transport = functools.partial(TokenTCPTransport, token=settings.token)
-        self.syncobj = _SyncObj(self_address, others, conf=conf, consumers=[state], transportClass=transport)
+        with journals_created_durable(settings.fsync):
+            self.syncobj = _SyncObj(self_address, others, conf=conf, consumers=[state], transportClass=transport)
         # pysyncobj stops ticking when the constructing thread exits; we are
         # built on a worker thread, so tie the tick thread to the main thread.
         self.syncobj._SyncObj__mainThread = threading.main_thread()
@@ -416,11 +435,10 @@ class RaftNode:
             self.syncobj.destroy()
             raise PeerAddressInUseError(f"cannot listen on {settings.listen_url} for Raft peers")
         write_dumps_in_a_thread(self.syncobj._SyncObj__serializer, fsync=settings.fsync)
-        if settings.fsync:
-            journal = self.syncobj._SyncObj__raftLog
-            state.set_flush(journal.flush)
-            if isinstance(journal, DurableFileJournal):
-                journal.fsync_rewrites = True
+        journal = self.syncobj._SyncObj__raftLog
+        if settings.fsync and isinstance(journal, DurableFileJournal):
+            # a lone node sends nothing: its writers hear success only after this sync
+            state.set_flush(journal.sync)
         self.syncobj.addOnTickCallback(self._kick_single_node)
         self._elect_a_lone_member_now()
         self._compact_at = first_compaction_at(settings)

@@ -117,7 +117,7 @@ class KVState(SyncObjConsumer):
         self._on_reset = on_reset
 
     def set_flush(self, flush: Callable[[], None] | None) -> None:
-        """Called after every applied batch; used to fsync the journal."""
+        """Called after every applied batch, before its watchers and its writers hear of it: syncs the journal."""
         self._flush = flush
 
     def _deserialize(self, data: dict[str, Any]) -> None:
@@ -154,10 +154,10 @@ class KVState(SyncObjConsumer):
             while len(self.recent) > RECENT_BATCHES:
                 self.recent.popitem(last=False)
             revision = self.revision
+        if self._flush is not None:  # before anyone hears of it: watchers, and the writer (after return)
+            self._flush()
         if events and self._on_applied is not None:
             self._on_applied(revision, events)
-        if self._flush is not None:
-            self._flush()
         return results
 
     def _apply_op(self, op: list[Any], now: float, events: list[WatchEvent], *, nested: bool) -> list[Any]:

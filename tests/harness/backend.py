@@ -81,8 +81,10 @@ class BackendProcess:
 
     def __init__(self, name: str, host: str, state_dir: Path, *, initial_cluster: str | None = None,
                  token: str = "test-cluster", extra_args: Iterable[str] = (), debug: bool = True,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, command_prefix: Iterable[str] = ()) -> None:
         self.name = name
+        #: run the node under this command (e.g. ``strace -f -o FILE``)
+        self.command_prefix = list(command_prefix)
         self.host = host
         self.state_dir = state_dir
         self.api_port = free_port(host)
@@ -141,7 +143,7 @@ class BackendProcess:
         log = open(self.log_path, "ab")
         log.write(f"\n===== start {' '.join(self.args()[3:])}\n".encode())
         log.flush()
-        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
+        self.proc = subprocess.Popen([*self.command_prefix, *self.args()], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
         log.close()
 
     @property

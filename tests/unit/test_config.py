@@ -73,7 +73,7 @@ def test_defaults_without_any_file() -> None:
     assert config.default_silenced_expiry_time == 1440 * 60
     assert config.event_log_buffer_wait == pytest.approx(0.01)
     assert config.assets_rate_limit == pytest.approx(1.39)
-    assert config.store_fsync is False and config.etcd_unsafe_no_fsync is False
+    assert config.store_fsync is True and config.etcd_unsafe_no_fsync is False
     assert dict(config.labels) == {}
     assert config.config_file_loaded is False
     assert all(config.source_of(o.key) == "default" for o in OPTIONS)
@@ -473,6 +473,18 @@ def test_fsync_flags_contradict() -> None:
     err = error_of(None, flags={"store-fsync": "true", "etcd-unsafe-no-fsync": "true"})
     assert "store-fsync and etcd-unsafe-no-fsync" in str(err)
     assert load_config({"store-fsync": "true"}, {}).store_fsync is True
+
+
+@pytest.mark.parametrize(("flags", "synced"), [
+    ({}, True),  # durable by default, as etcd
+    ({"etcd-unsafe-no-fsync": "true"}, False),
+    ({"store-fsync": "true"}, True),  # the deprecated opt-in changes nothing now
+    ({"store-fsync": "false"}, False),  # an explicit opt-out keeps its meaning
+])
+def test_the_journal_is_synced_unless_turned_off(flags: dict[str, object], synced: bool) -> None:
+    from backend.node import journal_fsync
+
+    assert journal_fsync(load_config(flags, {})) is synced
 
 
 def test_all_errors_are_collected(tmp_path: Path) -> None:

@@ -178,7 +178,7 @@ def test_a_state_whose_last_dump_was_big_goes_to_the_forked_writer(tmp_path: Pat
 
 def test_with_fsync_a_cut_journal_and_a_dump_are_written_the_same_way(tmp_path: Path) -> None:
     journal = _fill(tmp_path / "raft.journal", 40)
-    journal.fsync_rewrites = True
+    journal.durable = True
     expected = _entries(journal)[25:]
     journal.deleteEntriesTo(25)
     journal._destroy()

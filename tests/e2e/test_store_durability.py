@@ -1,0 +1,170 @@
+"""The journal is on disk before anything that depends on it leaves a node: traced with strace.
+
+Each node runs under ``strace -f``, which records, per thread and with
+timestamps, the system calls that matter here: ``msync``/``fsync``/
+``fdatasync`` (the sync) and ``recvfrom``/``sendto`` (what arrives and what
+leaves, with the bytes). A write carries a marker, so its arrival at a node and
+the messages that carry it can be found in the trace. Peer messages are
+uncompressed zlib frames, so the marker shows in them too.
+
+What is asserted, for the one write:
+
+* a lone node syncs between receiving the write and answering it;
+* the leader of three syncs, on the thread that sends, before its entry leaves
+  for a follower;
+* each follower syncs, on that thread, between receiving the entry and
+  sending its acknowledgement;
+* with ``--etcd-unsafe-no-fsync`` none of this happens (so the test can tell).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from tests.harness.backend import BackendProcess, Cluster, make_cluster_nodes
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SYNC_CALLS = ("msync", "fsync", "fdatasync")
+LINE = re.compile(r"^(?P<tid>\d+)\s+(?P<time>\d+\.\d+)\s+(?P<call>\w+)\((?P<rest>.*)$")
+
+
+def strace_prefix(trace: Path) -> list[str]:
+    strace = shutil.which("strace")
+    assert strace, "strace is not installed (make test installs it)"
+    return [strace, "-f", "-ttt", "-qq", "-e", "trace=" + ",".join((*SYNC_CALLS, "sendto", "recvfrom")),
+            "-e", "signal=none", "-s", "4096", "-yy", "-o", str(trace)]
+
+
+@dataclass(frozen=True)
+class Call:
+    thread: int
+    time: float
+    name: str
+    text: str  # the arguments and result, as strace printed them
+
+
+def read_trace(path: Path) -> list[Call]:
+    """Every completed call; strace's ``<unfinished ...>`` halves are read at their start."""
+    calls = []
+    for line in path.read_text(errors="replace").splitlines():
+        m = LINE.match(line)
+        if m:
+            calls.append(Call(int(m["tid"]), float(m["time"]), m["call"], m["rest"]))
+    return calls
+
+
+def syncs_between(calls: list[Call], start: float, end: float, thread: int | None = None) -> list[Call]:
+    """The sync calls made in ``[start, end]`` (by ``thread``, when given)."""
+    return [c for c in calls if c.name in SYNC_CALLS and start <= c.time <= end
+            and (thread is None or c.thread == thread)]
+
+
+async def put_marker(client: httpx.AsyncClient, node: BackendProcess, marker: str) -> None:
+    """Write the marker through ``node``'s debug store API (retried until its debug port answers)."""
+    with trio.fail_after(60):
+        while True:
+            try:
+                r = await client.put(f"{node.debug_url}/debug/store/kv", params={"key": "/durability"},
+                                     content=marker.encode())
+                break
+            except httpx.TransportError:
+                await trio.sleep(0.1)
+    assert r.status_code == 200, r.text
+
+
+def arrival(calls: list[Call], marker: str) -> Call:
+    got = [c for c in calls if c.name == "recvfrom" and marker in c.text]
+    assert got, f"the write {marker} never arrived"
+    return got[0]
+
+
+def http_answer_after(calls: list[Call], after: Call) -> Call:
+    fd = after.text.split("<", 1)[0]
+    got = [c for c in calls if c.name == "sendto" and c.time >= after.time and c.text.startswith(fd + "<")
+           and "HTTP/1.1 200" in c.text]
+    assert got, "the write was never answered"
+    return got[0]
+
+
+async def stop_and_read(node: BackendProcess, trace: Path) -> list[Call]:
+    await trio.to_thread.run_sync(node.stop)
+    return read_trace(trace)
+
+
+@pytest.mark.parametrize("unsafe", [False, True], ids=["synced", "unsafe-no-fsync"])
+async def test_a_lone_node_syncs_a_write_before_answering_it(tmp_path: Path, client: httpx.AsyncClient,
+                                                             unsafe: bool) -> None:
+    trace = tmp_path / "trace"
+    node = BackendProcess("default", "127.0.0.1", tmp_path / "node", command_prefix=strace_prefix(trace),
+                          extra_args=["--etcd-unsafe-no-fsync"] if unsafe else [])
+    node.start()
+    try:
+        await node.wait_healthy(client, 60)
+        marker = f"durable-{secrets.token_hex(8)}"
+        await put_marker(client, node, marker)
+    finally:
+        calls = await stop_and_read(node, trace)
+    received = arrival(calls, marker)
+    answered = http_answer_after(calls, received)
+    synced = syncs_between(calls, received.time, answered.time)
+    if unsafe:
+        assert not synced, synced
+    else:
+        assert synced, "no sync between the write's arrival and its answer"
+
+
+async def test_three_nodes_sync_entries_before_sending_or_acknowledging_them(
+        tmp_path: Path, client: httpx.AsyncClient) -> None:
+    nodes = make_cluster_nodes(tmp_path, 3)
+    traces = {n.name: tmp_path / f"{n.name}.trace" for n in nodes}
+    for n in nodes:
+        n.command_prefix = strace_prefix(traces[n.name])
+    cluster = Cluster(nodes, client)
+    marker = f"durable-{secrets.token_hex(8)}"
+    try:
+        for n in nodes:
+            n.start()
+        await cluster.wait_healthy(90)
+        leader = await cluster.leader(30)
+        await put_marker(client, leader, marker)
+        # the followers apply it too: read it back from each (their acknowledgements went out before)
+        for n in nodes:
+            with trio.fail_after(30):
+                while True:
+                    r = await client.get(f"{n.debug_url}/debug/store/kv", params={"key": "/durability"})
+                    if r.status_code == 200 and r.json().get("value") == marker:
+                        break
+                    await trio.sleep(0.05)
+    finally:
+        traced = {n.name: await stop_and_read(n, traces[n.name]) for n in nodes}
+
+    calls = traced[leader.name]
+    received = arrival(calls, marker)
+    sent = [c for c in calls if c.name == "sendto" and marker in c.text and c.time >= received.time
+            and "HTTP/1.1" not in c.text]
+    assert sent, "the leader never sent the entry to a follower"
+    first_send = sent[0]
+    assert syncs_between(calls, received.time, first_send.time, first_send.thread), \
+        "the leader sent the entry before syncing it"
+    answered = http_answer_after(calls, received)
+
+    follower_syncs = []
+    for follower in (n for n in nodes if n is not leader):
+        calls = traced[follower.name]
+        got = arrival(calls, marker)
+        acks = [c for c in calls if c.name == "sendto" and c.thread == got.thread and c.time >= got.time]
+        assert acks, f"{follower.name} never acknowledged the entry"
+        synced = syncs_between(calls, got.time, acks[0].time, got.thread)
+        assert synced, f"{follower.name} acknowledged the entry before syncing it"
+        follower_syncs.append(synced[0].time)
+    # a majority (the leader and one follower) held it on disk before the client heard success
+    assert min(follower_syncs) < answered.time
