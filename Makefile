@@ -6,7 +6,7 @@ VENV := .venv
 STAMP := $(VENV)/.make-venv
 PYTEST_ARGS ?=
 
-.PHONY: venv browser run test screenshots lint clean
+.PHONY: venv browser system-tools run test screenshots lint clean
 
 # The stamp makes `make venv` a no-op until pyproject.toml or constraints.txt change.
 venv: $(STAMP)
@@ -24,10 +24,18 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	}
 
+# Debian packages the store tests use: strace (tests/e2e/test_store_durability.py traces a node's
+# syncs and sends) and iproute2 (tests/faults/ builds network namespaces, veth links and tc filters).
+system-tools:
+	@command -v strace >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 || { \
+	  echo "installing Debian's strace and iproute2 for the store tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends strace iproute2 >/dev/null; \
+	}
+
 run: venv
 	./scripts/run-local.sh
 
-test: venv browser
+test: venv browser system-tools
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # docs/screenshots/*.png: every dashboard view, on a fresh 3-node cluster with a real agent.

@@ -141,6 +141,21 @@ class ApiCall:
             raise ApiError(400, f"malformed JSON body: {exc}", CODE_INVALID) from None
 
 
+def needs_fresh_state(method: str, headers: Any) -> bool:
+    """Whether a request decides from this node's local state, so that state must be fresh first.
+
+    Reads answer from it; a merge patch reads the stored object and may
+    answer 404; a request with ``If-Match`` or ``If-None-Match`` may answer
+    412. Each of those answers is a claim about the current state, so it must
+    not come from a node that is behind or no longer leads: the read barrier
+    (:meth:`cluster.store.Store.sync_reads`) runs first. Other writes decide
+    inside the log (compare-and-swap transactions) and need no barrier.
+    """
+    if method in ("GET", "HEAD", "PATCH"):
+        return True
+    return headers.get("If-Match") is not None or headers.get("If-None-Match") is not None
+
+
 class ApiDispatch:
     """ASGI middleware around the Quart app: HTTP requests to the router, the rest to Quart."""
 
@@ -184,7 +199,7 @@ class ApiDispatch:
                 else:
                     principal = None
                     if not route.public:
-                        if method in ("GET", "HEAD"):
+                        if needs_fresh_state(method, request.headers):
                             await self.ctx.store.sync_reads()
                         principal = await authenticate(self.ctx.store, request.headers.get("Authorization", ""))
                     resp = await handler(ApiCall(self.ctx, request, principal, route_name), **params)

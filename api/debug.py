@@ -118,6 +118,9 @@ def create_debug_app(store: Store) -> QuartTrio:
         prefix = request.args.get("prefix", "/")
         start = request.args.get("start_revision")
 
+        if not start:
+            await store.sync_reads()  # a watch from "now" starts no older than any acknowledged write
+
         async def stream() -> AsyncIterator[bytes]:
             with store.watch(prefix, start_revision=int(start) if start else None) as watcher:
                 yield json.dumps({"watching": prefix, "revision": store.revision}).encode() + b"\n"

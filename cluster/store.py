@@ -18,9 +18,10 @@ never linger, and under heavy load (entries already that full) nothing does.
 
 Read-your-writes: a write returns only after this node applied it, and reads
 are served from this node's applied state, so a client that talks to one node
-always sees its own acknowledged writes. ``linearizable=True`` reads first push
-a no-op through the log (a read barrier), for compare-and-swap logic that must
-not act on stale state.
+always sees its own acknowledged writes. ``linearizable=True`` reads, and
+:meth:`Store.sync_reads`, first push a no-op through the log (a read barrier
+that also proves leadership), so that what they see is not older than any
+write acknowledged anywhere before they began.
 """
 
 from __future__ import annotations
@@ -216,15 +217,15 @@ class Store:
     async def sync_reads(self) -> None:
         """Make this node's next reads see every write acknowledged anywhere before now.
 
-        The leader applies an entry in the same tick it commits it, before any
-        node acknowledges that write, so its local state is already fresh; a
-        follower pushes a no-op through the log (concurrent callers share one
-        Raft entry through group commit). This gives read-your-writes to a
-        client that writes through one node and reads through another (the
-        Ansible collection spreads its calls over every node).
+        A no-op goes through the log, on the leader as on a follower
+        (concurrent callers share one Raft entry through group commit). Its
+        commit proves that a quorum still followed this term's leader after
+        the call began, and once it is applied here, the local state holds
+        every write acknowledged before that. A leader cannot skip it: one that
+        was paused or cut off may no longer lead without knowing it yet, and
+        its local state would then miss writes a newer leader acknowledged
+        (etcd's ReadIndex confirms leadership for the same reason).
         """
-        if self.node.syncobj._isLeader():
-            return
         await self.barrier()
 
     async def barrier(self) -> int:
