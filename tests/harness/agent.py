@@ -15,7 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import httpx
 import trio
@@ -27,10 +27,12 @@ AGENT = "agent-e2e"
 WAIT = 60.0
 
 
-def run_init(api_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``sensu-backend init`` against ``api_url``; returns the finished process."""
+def run_init(api_url: str, *args: str, env: dict[str, str] | None = None,
+             command_prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    """``sensu-backend init`` against ``api_url`` (run under ``command_prefix``); returns the finished process."""
     return subprocess.run(
-        [sys.executable, "-m", "backend.cli", "init", "--api-url", api_url, "--timeout", "20s", *args],
+        [*command_prefix, sys.executable, "-m", "backend.cli", "init", "--api-url", api_url, "--timeout", "20s",
+         *args],
         capture_output=True, text=True, timeout=60, cwd=str(REPO),
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )

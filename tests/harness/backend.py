@@ -17,7 +17,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import httpx
 import trio
@@ -81,17 +81,16 @@ class BackendProcess:
 
     def __init__(self, name: str, host: str, state_dir: Path, *, initial_cluster: str | None = None,
                  token: str = "test-cluster", extra_args: Iterable[str] = (), debug: bool = True,
-                 env: dict[str, str] | None = None, command_prefix: Iterable[str] = ()) -> None:
+                 env: dict[str, str] | None = None, command_prefix: Iterable[str] = (),
+                 ports: Sequence[int] | None = None) -> None:
         self.name = name
         #: run the node under this command (e.g. ``strace -f -o FILE``)
         self.command_prefix = list(command_prefix)
         self.host = host
         self.state_dir = state_dir
-        self.api_port = free_port(host)
-        self.peer_port = free_port(host)
-        self.agent_port = free_port(host)
-        self.debug_port = free_port(host)
-        self.dashboard_port = free_port(host)
+        # a host of its own (a network namespace) has every port free: it passes Sensu's defaults
+        self.api_port, self.peer_port, self.agent_port, self.debug_port, self.dashboard_port = (
+            ports if ports is not None else [free_port(host) for _ in range(5)])
         self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
         self.token = token
         self.extra_args = list(extra_args)
