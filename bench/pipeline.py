@@ -476,7 +476,7 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     from tests.harness.backend import BackendProcess, Cluster, make_cluster_nodes
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    extra = ["--log-level", "warn"]
+    extra = ["--log-level", "warn"] + ([] if args.fsync else ["--etcd-unsafe-no-fsync"])
     nodes = ([BackendProcess("default", "127.0.0.1", tmp / "node", extra_args=extra)] if count == 1
              else make_cluster_nodes(tmp, count, extra_args=extra))
     children: list[Child] = []
@@ -652,6 +652,9 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=0.0, help="seconds at --soak-rate sampling RSS")
     parser.add_argument("--soak-rate", type=float, default=1000.0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary state directories")
+    parser.add_argument("--fsync-modes", nargs="+", choices=["on", "off"], default=["on"],
+                        help="backends sync the journal before acknowledging (on, the default) or not "
+                             "(off: --etcd-unsafe-no-fsync); with both, each node count runs both in turn")
     args = parser.parse_args()
     if args.cmd == "sink":
         sink_main(args)
@@ -660,9 +663,13 @@ def main() -> None:
         load_main(args)
         return
     print(json.dumps({"cpus": os.cpu_count()}), flush=True)
-    rows = [row for count in args.nodes for row in run_cluster(count, args)]
+    rows = []
+    for count in args.nodes:
+        for mode in args.fsync_modes:
+            args.fsync = mode == "on"
+            rows += [{**row, "fsync": mode} for row in run_cluster(count, args)]
     print()
-    cols = ["nodes", "phase", "offered_per_s", "handled_per_s", "delivered_fraction", "p50_ms", "p99_ms",
+    cols = ["nodes", "fsync", "phase", "offered_per_s", "handled_per_s", "delivered_fraction", "p50_ms", "p99_ms",
             "sustained", "backend_cpu_pct", "backend_cpu_ms_per_event", "raft_ops_per_event", "ops_per_proposal",
             "generator_cpu_pct", "sink_cpu_pct", "backend_rq_wait_pct", "machine_idle_pct", "rss_mb", "loadavg_1m"]
     print("| " + " | ".join(cols) + " |")

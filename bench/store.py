@@ -57,7 +57,7 @@ def node_main(args: argparse.Namespace) -> None:
     members = tuple(Member(n, u) for n, u in (m.split("=", 1) for m in args.members.split(",")))
     own = next(m for m in members if m.name == args.name)
     settings = RaftSettings(name=args.name, advertise_url=own.peer_url, listen_url=own.peer_url, members=members,
-                            token="bench", state_dir=args.state_dir, fsync=args.fsync)
+                            token="bench", state_dir=args.state_dir, fsync=not args.no_fsync)
 
     def emit(obj: dict) -> None:
         print(json.dumps(obj), flush=True)
@@ -149,11 +149,11 @@ def node_main(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------- driver
 
 class Node:
-    def __init__(self, name: str, url: str, members: str, root: str, fsync: bool) -> None:
+    def __init__(self, name: str, url: str, members: str, root: str, fsync: bool = True) -> None:
         self.name = name
         self.url = url
         cmd = [sys.executable, __file__, "node", "--name", name, "--members", members,
-               "--state-dir", os.path.join(root, name)] + (["--fsync"] if fsync else [])
+               "--state-dir", os.path.join(root, name)] + ([] if fsync else ["--no-fsync"])
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)})
         self.ready: dict = {}
@@ -251,7 +251,7 @@ def main() -> None:
         p.add_argument("--name")
         p.add_argument("--members")
         p.add_argument("--state-dir")
-        p.add_argument("--fsync", action="store_true")
+        p.add_argument("--no-fsync", action="store_true")
         node_main(p.parse_args())
         return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -261,19 +261,27 @@ def main() -> None:
     p.add_argument("--per-writer", type=int, default=500)
     p.add_argument("--memory-keys", type=int, default=100_000)
     p.add_argument("--failovers", type=int, default=5)
-    p.add_argument("--fsync", action="store_true", help="fsync the journal per group commit")
+    p.add_argument("--fsync-modes", nargs="+", choices=["on", "off"], default=["on"],
+                   help="sync the journal before acknowledging (on, the default) or not (off: etcd-unsafe-no-fsync); "
+                        "with both, each node count runs both, one after the other")
     args = p.parse_args()
     rows = []
     for count in args.nodes:
-        for row in run_suite(count, args):
+        for mode in args.fsync_modes:
+            args.fsync = mode == "on"
+            for row in run_suite(count, args):
+                row["fsync"] = mode
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    if 3 in args.nodes and args.failovers:
+        for mode in args.fsync_modes:
+            args.fsync = mode == "on"
+            row = {**run_failover(args), "fsync": mode}
             print(json.dumps(row), flush=True)
             rows.append(row)
-    if 3 in args.nodes and args.failovers:
-        row = run_failover(args)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
     print()
-    print(f"{'nodes':>5} {'via':>8} {'workload':>14} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'other':>20}")
+    print(f"{'nodes':>5} {'fsync':>5} {'via':>8} {'workload':>14} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'other':>20}")
     for r in rows:
         other = ""
         if "ops_per_raft_entry" in r:
@@ -281,9 +289,10 @@ def main() -> None:
         if "rss_growth_mb_per_100k" in r:
             other = f"{r['rss_growth_mb_per_100k']:.1f} MB/100k keys"
         if r.get("workload") == "failover":
-            print(f"{3:>5} {'':>8} {'failover':>14} median {r['median_s']:.3f}s max {r['max_s']:.3f}s")
+            print(f"{3:>5} {r['fsync']:>5} {'':>8} {'failover':>14} median {r['median_s']:.3f}s "
+                  f"max {r['max_s']:.3f}s")
             continue
-        print(f"{r['nodes']:>5} {r.get('via',''):>8} {r['workload']:>14} {r.get('ops_s', 0):>10.0f} "
+        print(f"{r['nodes']:>5} {r['fsync']:>5} {r.get('via',''):>8} {r['workload']:>14} {r.get('ops_s', 0):>10.0f} "
               f"{r.get('p50_ms', 0):>8.2f} {r.get('p99_ms', 0):>8.2f} {other:>20}")
 
 

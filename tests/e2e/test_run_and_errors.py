@@ -80,7 +80,8 @@ async def test_peer_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-async def test_store_fsync_keeps_writes_across_kill(tmp_path: Path, client: httpx.AsyncClient) -> None:
+async def test_deprecated_store_fsync_is_accepted_and_writes_survive_kill(tmp_path: Path,
+                                                                        client: httpx.AsyncClient) -> None:
     node = BackendProcess("default", "127.0.0.1", tmp_path / "node", extra_args=["--store-fsync"])
     node.start()
     try:
@@ -93,6 +94,7 @@ async def test_store_fsync_keeps_writes_across_kill(tmp_path: Path, client: http
         await node.wait_healthy(client)
         r = await client.get(f"{node.debug_url}/debug/store/range", params={"prefix": "/f/"})
         assert len(r.json()["items"]) == 20
+        assert "store-fsync is deprecated" in node.log()
     finally:
         node.stop()
 

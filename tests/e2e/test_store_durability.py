@@ -1,6 +1,6 @@
 """The journal is on disk before anything that depends on it leaves a node: traced with strace.
 
-Each node runs under ``strace -f``, which records, per thread and with
+Each node is traced with ``strace -f -p`` (every thread), which records, per thread and with
 timestamps, the system calls that matter here: ``msync``/``fsync``/
 ``fdatasync`` (the sync) and ``recvfrom``/``sendto`` (what arrives and what
 leaves, with the bytes). A write carries a marker, so its arrival at a node and
@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,11 +38,43 @@ SYNC_CALLS = ("msync", "fsync", "fdatasync")
 LINE = re.compile(r"^(?P<tid>\d+)\s+(?P<time>\d+\.\d+)\s+(?P<call>\w+)\((?P<rest>.*)$")
 
 
-def strace_prefix(trace: Path) -> list[str]:
-    strace = shutil.which("strace")
-    assert strace, "strace is not installed (make test installs it)"
-    return [strace, "-f", "-ttt", "-qq", "-e", "trace=" + ",".join((*SYNC_CALLS, "sendto", "recvfrom")),
-            "-e", "signal=none", "-s", "4096", "-yy", "-o", str(trace)]
+class Tracer:
+    """``strace -f -p``: attached to a running node (all its threads), detached by ``stop``.
+
+    Attached rather than run as the node's parent, so that stopping the node
+    stays the harness's usual SIGTERM to the node itself (strace 6.1 leaves
+    its tracees running when it is the one signalled).
+    """
+
+    def __init__(self, pid: int, trace: Path) -> None:
+        strace = shutil.which("strace")
+        assert strace, "strace is not installed (make test installs it)"
+        self.trace = trace
+        self.stderr = trace.with_suffix(".stderr")
+        with open(self.stderr, "wb") as err:
+            self.proc = subprocess.Popen(
+                [strace, "-f", "-ttt", "-e", "trace=" + ",".join((*SYNC_CALLS, "sendto", "recvfrom")),
+                 "-e", "signal=none", "-s", "4096", "-yy", "-o", str(trace), "-p", str(pid)],
+                stdout=subprocess.DEVNULL, stderr=err)
+
+    async def wait_attached(self) -> None:
+        with trio.fail_after(30):
+            while "attached" not in self.stderr.read_text(errors="replace"):
+                assert self.proc.poll() is None, self.stderr.read_text(errors="replace")
+                await trio.sleep(0.05)
+
+    def stop(self) -> list[Call]:
+        if self.proc.poll() is None:
+            self.proc.terminate()  # strace detaches from its tracees and exits
+            self.proc.wait(timeout=20)
+        return read_trace(self.trace)
+
+
+async def traced(node: BackendProcess, trace: Path) -> Tracer:
+    assert node.proc is not None
+    tracer = Tracer(node.proc.pid, trace)
+    await tracer.wait_attached()
+    return tracer
 
 
 @dataclass(frozen=True)
@@ -95,24 +128,22 @@ def http_answer_after(calls: list[Call], after: Call) -> Call:
     return got[0]
 
 
-async def stop_and_read(node: BackendProcess, trace: Path) -> list[Call]:
-    await trio.to_thread.run_sync(node.stop)
-    return read_trace(trace)
-
-
 @pytest.mark.parametrize("unsafe", [False, True], ids=["synced", "unsafe-no-fsync"])
 async def test_a_lone_node_syncs_a_write_before_answering_it(tmp_path: Path, client: httpx.AsyncClient,
                                                              unsafe: bool) -> None:
-    trace = tmp_path / "trace"
-    node = BackendProcess("default", "127.0.0.1", tmp_path / "node", command_prefix=strace_prefix(trace),
+    node = BackendProcess("default", "127.0.0.1", tmp_path / "node",
                           extra_args=["--etcd-unsafe-no-fsync"] if unsafe else [])
     node.start()
     try:
         await node.wait_healthy(client, 60)
-        marker = f"durable-{secrets.token_hex(8)}"
-        await put_marker(client, node, marker)
+        tracer = await traced(node, tmp_path / "trace")
+        try:
+            marker = f"durable-{secrets.token_hex(8)}"
+            await put_marker(client, node, marker)
+        finally:
+            calls = tracer.stop()
     finally:
-        calls = await stop_and_read(node, trace)
+        node.stop()
     received = arrival(calls, marker)
     answered = http_answer_after(calls, received)
     synced = syncs_between(calls, received.time, answered.time)
@@ -125,29 +156,33 @@ async def test_a_lone_node_syncs_a_write_before_answering_it(tmp_path: Path, cli
 async def test_three_nodes_sync_entries_before_sending_or_acknowledging_them(
         tmp_path: Path, client: httpx.AsyncClient) -> None:
     nodes = make_cluster_nodes(tmp_path, 3)
-    traces = {n.name: tmp_path / f"{n.name}.trace" for n in nodes}
-    for n in nodes:
-        n.command_prefix = strace_prefix(traces[n.name])
     cluster = Cluster(nodes, client)
     marker = f"durable-{secrets.token_hex(8)}"
+    tracers: dict[str, Tracer] = {}
+    traced_calls: dict[str, list[Call]] = {}
     try:
         for n in nodes:
             n.start()
-        await cluster.wait_healthy(90)
+        await cluster.wait_healthy(60)
         leader = await cluster.leader(30)
-        await put_marker(client, leader, marker)
-        # the followers apply it too: read it back from each (their acknowledgements went out before)
         for n in nodes:
-            with trio.fail_after(30):
-                while True:
-                    r = await client.get(f"{n.debug_url}/debug/store/kv", params={"key": "/durability"})
-                    if r.status_code == 200 and r.json().get("value") == marker:
-                        break
-                    await trio.sleep(0.05)
+            tracers[n.name] = await traced(n, tmp_path / f"{n.name}.trace")
+        try:
+            await put_marker(client, leader, marker)
+            # the followers apply it too: read it back from each (their acknowledgements went out before)
+            for n in nodes:
+                with trio.fail_after(30):
+                    while True:
+                        r = await client.get(f"{n.debug_url}/debug/store/kv", params={"key": "/durability"})
+                        if r.status_code == 200 and r.json().get("value") == marker:
+                            break
+                        await trio.sleep(0.05)
+        finally:
+            traced_calls = {name: tracer.stop() for name, tracer in tracers.items()}
     finally:
-        traced = {n.name: await stop_and_read(n, traces[n.name]) for n in nodes}
+        cluster.stop()
 
-    calls = traced[leader.name]
+    calls = traced_calls[leader.name]
     received = arrival(calls, marker)
     sent = [c for c in calls if c.name == "sendto" and marker in c.text and c.time >= received.time
             and "HTTP/1.1" not in c.text]
@@ -159,7 +194,7 @@ async def test_three_nodes_sync_entries_before_sending_or_acknowledging_them(
 
     follower_syncs = []
     for follower in (n for n in nodes if n is not leader):
-        calls = traced[follower.name]
+        calls = traced_calls[follower.name]
         got = arrival(calls, marker)
         acks = [c for c in calls if c.name == "sendto" and c.thread == got.thread and c.time >= got.time]
         assert acks, f"{follower.name} never acknowledged the entry"
