@@ -72,7 +72,7 @@ Group = Literal["general", "store", "init"]
 
 LOG_LEVELS = ("panic", "fatal", "error", "warn", "warning", "info", "debug", "trace")
 
-_PEER_TLS = "not supported by this backend (peer traffic is plain TCP on the Raft port)"
+_PEER_TLS = "not supported by this backend (peer TLS uses OpenSSL's TLS 1.2+ cipher suites)"
 _CLIENT_TLS = (
     "not supported by this backend (there is no etcd client port: the store is reached "
     "only through this backend's API)"
@@ -182,12 +182,10 @@ OPTIONS: tuple[Option, ...] = (
     _o("etcd-listen-peer-urls", "strlist", ("http://127.0.0.1:2380",), "store",
        "list of URLs to listen on for peer traffic"),
     _o("etcd-name", "str", "default", "store", "human-readable name for this member"),
-    _o("etcd-peer-cert-file", "str", "", "store", "path to the peer server TLS cert file", unsupported=_PEER_TLS),
-    _o("etcd-peer-client-cert-auth", "bool", False, "store", "enable peer client cert authentication",
-       unsupported=_PEER_TLS),
-    _o("etcd-peer-key-file", "str", "", "store", "path to the peer server TLS key file", unsupported=_PEER_TLS),
-    _o("etcd-peer-trusted-ca-file", "str", "", "store", "path to the peer server TLS trusted CA file",
-       unsupported=_PEER_TLS),
+    _o("etcd-peer-cert-file", "str", "", "store", "path to the peer server TLS cert file"),
+    _o("etcd-peer-client-cert-auth", "bool", False, "store", "enable peer client cert authentication"),
+    _o("etcd-peer-key-file", "str", "", "store", "path to the peer server TLS key file"),
+    _o("etcd-peer-trusted-ca-file", "str", "", "store", "path to the peer server TLS trusted CA file"),
     _o("etcd-trusted-ca-file", "str", "", "store", "path to the client server TLS trusted CA cert file",
        unsupported=_CLIENT_TLS),
     _o("no-embed-etcd", "bool", False, "store", "don't embed etcd, use external etcd instead", unsupported=_EXTERNAL),
@@ -540,6 +538,7 @@ def _cross_check(layers: Layers) -> None:
         key = pick("etcd-election-timeout", "etcd-heartbeat-interval")
         err(key, f"etcd-election-timeout ({value('etcd-election-timeout')} ms) must be at least 5 times "
                  f"etcd-heartbeat-interval ({value('etcd-heartbeat-interval')} ms)")
+    _check_peer_tls(layers)
     if value("store-fsync") and value("etcd-unsafe-no-fsync") and layers.sources["store-fsync"] != DEFAULT_SOURCE:
         err(pick("store-fsync", "etcd-unsafe-no-fsync"),
             "store-fsync and etcd-unsafe-no-fsync contradict each other; set only one")
@@ -548,6 +547,37 @@ def _cross_check(layers: Layers) -> None:
     ):
         err(pick("default-silenced-expiry-time", "max-silenced-expiry-time-allowed"),
             "default-silenced-expiry-time must not exceed max-silenced-expiry-time-allowed")
+
+
+def _check_peer_tls(layers: Layers) -> None:
+    """Peer TLS is on with a certificate and key, and then every peer URL is https (as etcd requires)."""
+    err, value, pick = layers.err, layers.value, layers.pick
+    if bool(value("etcd-peer-cert-file")) != bool(value("etcd-peer-key-file")):
+        missing = "etcd-peer-key-file" if value("etcd-peer-cert-file") else "etcd-peer-cert-file"
+        err(pick("etcd-peer-cert-file", "etcd-peer-key-file"),
+            f"etcd-peer-cert-file and etcd-peer-key-file must be set together ({missing} is empty)")
+        return
+    tls = bool(value("etcd-peer-cert-file"))
+    for key in ("etcd-peer-client-cert-auth", "etcd-peer-trusted-ca-file"):
+        if value(key) and not tls:
+            err(key, "needs etcd-peer-cert-file and etcd-peer-key-file (peer TLS is off)")
+    if value("etcd-peer-client-cert-auth") and not value("etcd-peer-trusted-ca-file"):
+        err("etcd-peer-client-cert-auth", "needs etcd-peer-trusted-ca-file to check peer certificates against")
+    try:
+        cluster_urls = [url for _, url in parse_initial_cluster(value("etcd-initial-cluster"))]
+    except ValueError:
+        cluster_urls = []  # reported by the initial-cluster check
+    for key, urls in (("etcd-listen-peer-urls", list(value("etcd-listen-peer-urls"))),
+                      ("etcd-initial-advertise-peer-urls", list(value("etcd-initial-advertise-peer-urls"))),
+                      ("etcd-initial-cluster", cluster_urls)):
+        if layers.sources[key] == DEFAULT_SOURCE and key != "etcd-initial-cluster":
+            continue
+        wrong = [u for u in urls if u.lower().startswith("http://" if tls else "https://")]
+        if wrong:
+            if tls:
+                err(key, f"peer TLS is on (etcd-peer-cert-file), so peer URLs must be https: {wrong[0]}")
+            else:
+                err(key, f"{wrong[0]} is https, but etcd-peer-cert-file and etcd-peer-key-file are not set")
 
 
 # ---------------------------------------------------------------------------------

@@ -30,10 +30,12 @@ from cluster.errors import CompareFailedError, StoreError
 from cluster.membership import (
     Member,
     PeerAddressInUseError,
+    PeerTLSError,
     RaftSettings,
     encode_member,
     member_key,
 )
+from cluster.peer_tls import PeerTLS
 from cluster.store import Store, open_store
 
 from .agentd import AdhocExecutor, Agentd, AgentListenError
@@ -84,7 +86,12 @@ def raft_settings(config: BackendConfig) -> RaftSettings:
             f"etcd-election-timeout ({election * 1000:.0f} ms) must be more than three "
             f"etcd-heartbeat-interval ({heartbeat * 1000:.0f} ms)"
         )
+    tls = None
+    if config.etcd_peer_cert_file:
+        tls = PeerTLS(config.etcd_peer_cert_file, config.etcd_peer_key_file, config.etcd_peer_trusted_ca_file,
+                      config.etcd_peer_client_cert_auth)
     return RaftSettings(
+        tls=tls,
         name=config.etcd_name,
         advertise_url=advertise,
         listen_url=listen,
@@ -180,6 +187,8 @@ async def serve_node(config: BackendConfig, *, task_status: trio.TaskStatus[None
             await _serve_node(config, settings, store, task_status)
     except PeerAddressInUseError as exc:
         raise StartupError(f"etcd-listen-peer-urls: {exc}") from exc
+    except PeerTLSError as exc:
+        raise StartupError(f"etcd-peer-cert-file: {exc}") from exc
 
 
 async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Store,

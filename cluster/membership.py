@@ -25,6 +25,7 @@ import logging
 import os
 import pickle
 import socket
+import ssl
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from .journal import (
     keep_journal_past_dump,
     write_dumps_in_a_thread,
 )
+from .peer_tls import PeerTLS, TLSPeerSocket, peer_tls_contexts
 from .statemachine import KVState
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "member_id",
     "peer_address",
     "PeerAddressInUseError",
+    "PeerTLSError",
     "first_compaction_at",
 ]
 
@@ -68,6 +71,10 @@ logger = logging.getLogger(__name__)
 
 class PeerAddressInUseError(OSError):
     """The Raft peer port cannot be bound."""
+
+
+class PeerTLSError(Exception):
+    """The peer TLS files cannot be read or do not belong together."""
 
 
 def peer_address(url: str) -> str:
@@ -126,6 +133,8 @@ class RaftSettings:
     #: receive queue pruned and packets dropped, and TCP's retransmission timeout (>= 200 ms,
     #: doubling) stalled replication. The kernel caps this at net.core.rmem_max / wmem_max.
     peer_socket_buffer_bytes: int = 4 << 20
+    #: TLS between members (``etcd-peer-*``); None: plain TCP
+    tls: PeerTLS | None = None
 
     @property
     def self_member(self) -> Member:
@@ -205,8 +214,11 @@ class TokenTCPTransport(TCPTransport):
     unauthenticated utility commands (``syncobj_admin``).
     """
 
-    def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any, *, token: str) -> None:
+    def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any, *, token: str,
+                 tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None) -> None:
         self._digest = _token_digest(token)
+        self._tls = tls  # (server, client) contexts
+        self._tls_failures_logged: set[str] = set()
         self._refused_logged: set[str] = set()
         self._transmissions: dict[Any, bytearray] = {}  # node -> chunks of one large entry so far
         # node -> our committed end when we refused its snapshot; while present, that transmission is dropped
@@ -348,6 +360,40 @@ class TokenTCPTransport(TCPTransport):
             sync()
         return bool(super().send(node, message))
 
+    # -- peer TLS (cluster/peer_tls.py) ---------------------------------------------------
+
+    def _connectIfNecessarySingle(self, node: Any) -> bool:
+        """Dial as pysyncobj does; with peer TLS, the new socket speaks TLS to ``node``."""
+        started = bool(super()._connectIfNecessarySingle(node))
+        conn = self._connections.get(node)
+        if started and self._tls is not None and conn is not None:
+            raw = conn._TcpConnection__socket
+            if raw is not None and not isinstance(raw, TLSPeerSocket):
+                conn._TcpConnection__socket = TLSPeerSocket(
+                    raw, self._tls[1], server_side=False, server_hostname=node.host, peer=node.address,
+                    on_failure=self._tls_failed)
+        return started
+
+    def _onNewIncomingConnection(self, conn: Any) -> None:
+        if self._tls is not None:
+            raw = conn._TcpConnection__socket
+            try:
+                host, port = raw.getpeername()[:2]
+                peer = f"{host}:{port}"
+            except OSError:
+                peer = "unknown peer"
+            conn._TcpConnection__socket = TLSPeerSocket(raw, self._tls[0], server_side=True, server_hostname=None,
+                                                        peer=peer, on_failure=self._tls_failed)
+        super()._onNewIncomingConnection(conn)
+
+    def _tls_failed(self, peer: str, reason: str) -> None:
+        """Tick thread: one error line per peer address and reason; pysyncobj then drops the connection."""
+        key = f"{peer.rsplit(':', 1)[0]} {reason}"
+        if key in self._tls_failures_logged:
+            return
+        self._tls_failures_logged.add(key)
+        logger.error("refusing Raft peer %s: TLS handshake failed: %s", peer, reason, extra={"peer": peer})
+
     def _sendSelfAddress(self, conn: Any) -> None:
         conn.send({"sensu_cluster": self._digest, "node": self._selfNode.address})
 
@@ -425,7 +471,14 @@ class RaftNode:
         )
         self_address = peer_address(settings.advertise_url)
         others = [m.address for m in settings.peers]
-        transport = functools.partial(TokenTCPTransport, token=settings.token)
+        contexts = None
+        if settings.tls is not None:
+            try:
+                contexts = peer_tls_contexts(settings.tls)
+            except (OSError, ssl.SSLError) as exc:
+                raise PeerTLSError(f"cannot use {settings.tls.cert_file} / {settings.tls.key_file} / "
+                                   f"{settings.tls.trusted_ca_file or 'system CAs'}: {exc}") from exc
+        transport = functools.partial(TokenTCPTransport, token=settings.token, tls=contexts)
         with journals_created_durable(settings.fsync):
             self.syncobj = _SyncObj(self_address, others, conf=conf, consumers=[state], transportClass=transport)
         # pysyncobj stops ticking when the constructing thread exits; we are

@@ -105,3 +105,15 @@ async def test_linearizable_read_through_a_follower(cluster3, client: httpx.Asyn
     await client.put(f"{a.debug_url}/debug/store/kv", params={"key": "/lin"}, content=b"1")
     r = await client.get(f"{b.debug_url}/debug/store/kv", params={"key": "/lin", "linearizable": "true"})
     assert r.status_code == 200 and r.json()["value"] == "1"
+
+
+async def test_unreadable_peer_tls_files_are_a_one_line_error(tmp_path: Path) -> None:
+    peer = f"https://127.0.0.1:{free_port()}"
+    result = await trio.to_thread.run_sync(lambda: start_and_wait_exit([
+        "--api-listen-address", f"127.0.0.1:{free_port()}",
+        "--etcd-peer-cert-file", str(tmp_path / "missing.pem"), "--etcd-peer-key-file", str(tmp_path / "missing.key"),
+        "--etcd-initial-cluster", f"default={peer}", "--etcd-listen-peer-urls", peer,
+        "--etcd-initial-advertise-peer-urls", peer], tmp_path))
+    assert result.returncode != 0
+    assert f"etcd-peer-cert-file: cannot use {tmp_path / 'missing.pem'}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -82,8 +82,9 @@ class BackendProcess:
     def __init__(self, name: str, host: str, state_dir: Path, *, initial_cluster: str | None = None,
                  token: str = "test-cluster", extra_args: Iterable[str] = (), debug: bool = True,
                  env: dict[str, str] | None = None, command_prefix: Iterable[str] = (),
-                 ports: Sequence[int] | None = None) -> None:
+                 ports: Sequence[int] | None = None, peer_scheme: str = "http") -> None:
         self.name = name
+        self.peer_scheme = peer_scheme  # https with peer TLS
         #: run the node under this command (e.g. ``strace -f -o FILE``)
         self.command_prefix = list(command_prefix)
         self.host = host
@@ -103,7 +104,7 @@ class BackendProcess:
 
     @property
     def peer_url(self) -> str:
-        return f"http://{self.host}:{self.peer_port}"
+        return f"{self.peer_scheme}://{self.host}:{self.peer_port}"
 
     @property
     def api_url(self) -> str:
@@ -235,10 +236,10 @@ class Cluster:
 
 
 def make_cluster_nodes(tmp_path: Path, count: int = 3, *, token: str = "test-cluster",
-                       extra_args: Iterable[str] = ()) -> list[BackendProcess]:
+                       extra_args: Iterable[str] = (), peer_scheme: str = "http") -> list[BackendProcess]:
     nodes = [
         BackendProcess(f"backend-{i}", f"127.0.0.{i + 1}", tmp_path / f"backend-{i}", token=token,
-                       extra_args=extra_args)
+                       extra_args=extra_args, peer_scheme=peer_scheme)
         for i in range(count)
     ]
     initial = ",".join(f"{n.name}={n.peer_url}" for n in nodes)

@@ -345,17 +345,13 @@ def test_missing_default_file_is_fine() -> None:
     ("yaml_text", "key", "reason"),
     [
         ("no-embed-etcd: true\n", "no-embed-etcd", "always embedded"),
-        ("etcd-peer-cert-file: /p.pem\n", "etcd-peer-cert-file", "peer traffic is plain TCP on the Raft port"),
-        ("etcd-peer-key-file: /p.pem\n", "etcd-peer-key-file", "peer traffic is plain TCP on the Raft port"),
-        ("etcd-peer-trusted-ca-file: /ca.pem\n", "etcd-peer-trusted-ca-file", "plain TCP"),
-        ("etcd-peer-client-cert-auth: true\n", "etcd-peer-client-cert-auth", "plain TCP"),
         ("etcd-cert-file: /c.pem\n", "etcd-cert-file", "no etcd client port"),
         ("etcd-key-file: /c.pem\n", "etcd-key-file", "no etcd client port"),
         ("etcd-trusted-ca-file: /ca.pem\n", "etcd-trusted-ca-file", "no etcd client port"),
         ("etcd-client-cert-auth: true\n", "etcd-client-cert-auth", "no etcd client port"),
         ("etcd-discovery: https://discovery.example/x\n", "etcd-discovery", "etcd-initial-cluster"),
         ("etcd-discovery-srv: example.com\n", "etcd-discovery-srv", "etcd-initial-cluster"),
-        ("etcd-cipher-suites: [TLS_AES_128_GCM_SHA256]\n", "etcd-cipher-suites", "plain TCP"),
+        ("etcd-cipher-suites: [TLS_AES_128_GCM_SHA256]\n", "etcd-cipher-suites", "OpenSSL's TLS 1.2+"),
     ],
 )
 def test_unsupported_options_are_rejected(tmp_path: Path, yaml_text: str, key: str, reason: str) -> None:
@@ -365,9 +361,32 @@ def test_unsupported_options_are_rejected(tmp_path: Path, yaml_text: str, key: s
     assert reason in str(err)
 
 
-def test_unsupported_exact_peer_message() -> None:
-    assert str(error_of(None, flags={"etcd-peer-cert-file": "/p.pem"})) == (
-        "flag --etcd-peer-cert-file: not supported by this backend (peer traffic is plain TCP on the Raft port)")
+@pytest.mark.parametrize(("flags", "message"), [
+    ({"etcd-peer-cert-file": "/p.pem"},
+     "flag --etcd-peer-cert-file: etcd-peer-cert-file and etcd-peer-key-file must be set together "
+     "(etcd-peer-key-file is empty)"),
+    ({"etcd-peer-client-cert-auth": "true"},
+     "flag --etcd-peer-client-cert-auth: needs etcd-peer-cert-file and etcd-peer-key-file (peer TLS is off)"),
+    ({"etcd-peer-cert-file": "/p.pem", "etcd-peer-key-file": "/k.pem", "etcd-peer-client-cert-auth": "true"},
+     "flag --etcd-peer-client-cert-auth: needs etcd-peer-trusted-ca-file to check peer certificates against"),
+    ({"etcd-peer-cert-file": "/p.pem", "etcd-peer-key-file": "/k.pem"},
+     "etcd-initial-cluster: peer TLS is on (etcd-peer-cert-file), so peer URLs must be https: "
+     "http://127.0.0.1:2380"),
+    ({"etcd-initial-cluster": "default=https://127.0.0.1:2380"},
+     "flag --etcd-initial-cluster: https://127.0.0.1:2380 is https, but etcd-peer-cert-file and "
+     "etcd-peer-key-file are not set"),
+])
+def test_peer_tls_settings_belong_together(flags: dict[str, object], message: str) -> None:
+    assert str(error_of(None, flags=flags)) == message
+
+
+def test_peer_tls_with_https_peer_urls_is_accepted() -> None:
+    url = "https://10.0.0.1:2380"
+    config = load_config({"etcd-peer-cert-file": "/p.pem", "etcd-peer-key-file": "/k.pem",
+                          "etcd-peer-trusted-ca-file": "/ca.pem", "etcd-peer-client-cert-auth": "true",
+                          "etcd-initial-cluster": f"default={url}", "etcd-listen-peer-urls": url,
+                          "etcd-initial-advertise-peer-urls": url}, {})
+    assert config.etcd_peer_client_cert_auth is True
 
 
 def test_unsupported_options_at_their_default_are_fine(tmp_path: Path) -> None:
