@@ -25,6 +25,7 @@ from cluster.errors import (
     NoLeaderError,
     StoreClosedError,
     StoreError,
+    StoreFullError,
     StoreTimeoutError,
     WatchLaggedError,
 )
@@ -109,6 +110,8 @@ def _from_domain(exc: BaseException) -> ApiError | None:
         return ApiError(503, f"store unavailable: {exc}", CODE_INTERNAL, headers={"Retry-After": "1"})
     if isinstance(exc, StoreTimeoutError):
         return ApiError(503, f"store timeout: {exc}", CODE_DEADLINE, headers={"Retry-After": "1"})
+    if isinstance(exc, StoreFullError):
+        return ApiError(507, f"store full: {exc}", CODE_INTERNAL, headers={"Retry-After": "10"})
     if isinstance(exc, StoreError):
         return ApiError(503, f"store error: {exc}", CODE_INTERNAL, headers={"Retry-After": "1"})
     return None

@@ -26,6 +26,7 @@ __all__ = [
     "LeaseNotFoundError",
     "WatchLaggedError",
     "StoreClosedError",
+    "StoreFullError",
 ]
 
 
@@ -86,3 +87,11 @@ class WatchLaggedError(StoreError):
 
 class StoreClosedError(StoreError):
     """The store is closed or the node is shutting down."""
+
+
+class StoreFullError(StoreError):
+    """The disk holding this node's Raft journal is full; writes are refused until space is freed.
+
+    Refused before anything is proposed, so the write did not happen. Reads
+    (and their no-op barriers, which fit in the journal's reserve) go on.
+    """

@@ -115,11 +115,18 @@ class DurableFileJournal(FileJournal):  # type: ignore[misc]
     * Truncation after a compaction is one atomic rename (:meth:`deleteEntriesTo`).
     """
 
+    #: Disk blocks reserved past the journal's end, so that a full disk is noticed while there is still
+    #: room: the entries being written fit, new writes are refused (:attr:`disk_full`), nothing crashes.
+    reserve_bytes = 8 << 20
+
     def __init__(self, journal_file: str, *, durable: bool = False) -> None:
         self._path = journal_file
         self.durable = durable
         self._unsynced = False
         self.syncs = 0  # msyncs done by sync(), for statistics
+        #: the reserve could not be renewed: the disk is (nearly) full; read by the store on the trio thread
+        self.disk_full = False
+        self._meta_failure_logged = False
         leftover = journal_file + REWRITE_SUFFIX
         if os.path.exists(leftover):
             # a rewrite that did not reach its rename: the journal itself is whole
@@ -131,8 +138,62 @@ class DurableFileJournal(FileJournal):  # type: ignore[misc]
         if created and durable:
             self._FileJournal__journalFile.flush()
             _fsync_directory(os.path.dirname(os.path.abspath(journal_file)))
+        self._allocated = self._FileJournal__currentOffset  # what was written is on disk; the rest may be a hole
+        self.renew_reserve()
+
+    # -- disk space ---------------------------------------------------------------------
+
+    def _allocate(self, end: int) -> None:
+        """Give the journal file real blocks up to ``end``, and map that much.
+
+        The journal is a memory map: a store into a page the file system has
+        no block for, on a full disk, kills the process with SIGBUS. Blocks
+        allocated first (``posix_fallocate``) cannot fail later; ``OSError``
+        (ENOSPC) is raised here instead, before anything is written.
+        """
+        if end <= self._allocated:
+            return
+        jf = self._FileJournal__journalFile
+        os.posix_fallocate(jf._ResizableFile__f.fileno(), self._allocated, end - self._allocated)
+        mapping = jf._ResizableFile__mm
+        if len(mapping) < end:  # (mmap.size() is the file's size, already grown; len() is the mapping's)
+            mapping.resize(end)  # the file has that size now: pysyncobj sees room and never shrinks it
+        self._allocated = end
+
+    def renew_reserve(self) -> bool:
+        """Tick thread: keep :attr:`reserve_bytes` allocated past the end; False (and ``disk_full``) if the disk is full."""
+        try:
+            self._allocate(self._FileJournal__currentOffset + self.reserve_bytes)
+        except OSError as exc:
+            if not self.disk_full:
+                logger.error("the disk of the Raft journal %s is full (%s): writes are refused until space is "
+                             "freed", self._path, exc.strerror or exc)
+            self.disk_full = True
+            return False
+        if self.disk_full:
+            logger.warning("the disk of the Raft journal %s has room again: writes are accepted", self._path)
+        self.disk_full = False
+        return True
+
+    def onOneSecondTimer(self) -> None:  # noqa: N802  (pysyncobj's name)
+        """The commit index is stored once a second; on a full disk that fails, and is retried, quietly."""
+        try:
+            super().onOneSecondTimer()
+        except OSError as exc:
+            if not self._meta_failure_logged:
+                logger.error("cannot store the Raft commit index next to %s: %s", self._path, exc)
+                self._meta_failure_logged = True
+            return
+        self._meta_failure_logged = False
 
     def add(self, command: bytes, idx: int, term: int) -> None:
+        # the record: size, index and term, the command, size again (FileJournal's layout)
+        end = self._FileJournal__currentOffset + len(command) + 24
+        if end + self.reserve_bytes // 2 > self._allocated:
+            # renewed while half of it is left: on a full disk the store refuses writes from then
+            # on, and what is already in flight, and the reads' no-op barriers, still have room
+            self.renew_reserve()
+            self._allocate(end)  # the reserve is gone too: ENOSPC here, before anything is stored
         super().add(command, idx, term)
         self._unsynced = True
 
@@ -174,6 +235,8 @@ class DurableFileJournal(FileJournal):  # type: ignore[misc]
             self._FileJournal__journalFile = ResizableFile(self._path)
         self._FileJournal__journal = kept
         self._FileJournal__currentOffset = end
+        self._allocated = end
+        self.renew_reserve()
 
 
 def _close_unflushed(file: ResizableFile) -> None:

@@ -27,6 +27,7 @@ import pickle
 import socket
 import ssl
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -492,6 +493,9 @@ class RaftNode:
         if settings.fsync and isinstance(journal, DurableFileJournal):
             # a lone node sends nothing: its writers hear success only after this sync
             state.set_flush(journal.sync)
+        self._journal = journal if isinstance(journal, DurableFileJournal) else None
+        self._reserve_retry_at = 0.0
+        self.syncobj.addOnTickCallback(self._retry_journal_reserve)
         self.syncobj.addOnTickCallback(self._kick_single_node)
         self._elect_a_lone_member_now()
         self._compact_at = first_compaction_at(settings)
@@ -506,6 +510,20 @@ class RaftNode:
             extra={"node": self.settings.name, "term": term})
         if then is not None:
             then(old, new)
+
+    @property
+    def disk_full(self) -> bool:
+        """The journal's disk is full: refuse writes (read from the trio thread; a plain attribute)."""
+        return self._journal is not None and self._journal.disk_full
+
+    def _retry_journal_reserve(self) -> None:
+        """Tick thread: while the disk is full, try once a second whether space was freed."""
+        if self._journal is None or not self._journal.disk_full:
+            return
+        now = time.monotonic()
+        if now >= self._reserve_retry_at:
+            self._reserve_retry_at = now + 1.0
+            self._journal.renew_reserve()
 
     def _compact_by_bytes(self) -> None:
         """Tick thread: start a log compaction once ``compaction_max_bytes`` were applied since the last.

@@ -45,6 +45,7 @@ from .errors import (
     LeaseNotFoundError,
     StoreClosedError,
     StoreError,
+    StoreFullError,
     StoreTimeoutError,
 )
 from .membership import RaftNode, RaftSettings, RaftStatus
@@ -150,6 +151,9 @@ class Store:
         """
         if self._closed:
             raise StoreClosedError("store is closed")
+        if op[0] != codec.OP_NOOP and self.node.disk_full:
+            raise StoreFullError(f"no space left for the Raft journal in {self.node.settings.state_dir}; "
+                                 "writes are refused until space is freed")
         pending = _Pending(op, size, timeout, _lingering.get())
         self._send.send_nowait(pending)
         self._queued += 1
