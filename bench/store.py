@@ -54,10 +54,16 @@ def node_main(args: argparse.Namespace) -> None:
     from cluster.membership import Member, RaftSettings
     from cluster.store import open_store
 
+    from cluster.peer_tls import PeerTLS
+
     members = tuple(Member(n, u) for n, u in (m.split("=", 1) for m in args.members.split(",")))
     own = next(m for m in members if m.name == args.name)
+    tls = None
+    if args.tls_dir:
+        tls = PeerTLS(os.path.join(args.tls_dir, f"{args.name}.pem"), os.path.join(args.tls_dir, f"{args.name}.key"),
+                      os.path.join(args.tls_dir, "ca.pem"), client_cert_auth=True)
     settings = RaftSettings(name=args.name, advertise_url=own.peer_url, listen_url=own.peer_url, members=members,
-                            token="bench", state_dir=args.state_dir, fsync=not args.no_fsync)
+                            token="bench", state_dir=args.state_dir, fsync=not args.no_fsync, tls=tls)
 
     def emit(obj: dict) -> None:
         print(json.dumps(obj), flush=True)
@@ -149,11 +155,12 @@ def node_main(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------- driver
 
 class Node:
-    def __init__(self, name: str, url: str, members: str, root: str, fsync: bool = True) -> None:
+    def __init__(self, name: str, url: str, members: str, root: str, fsync: bool = True, tls_dir: str = "") -> None:
         self.name = name
         self.url = url
         cmd = [sys.executable, __file__, "node", "--name", name, "--members", members,
                "--state-dir", os.path.join(root, name)] + ([] if fsync else ["--no-fsync"])
+        cmd += ["--tls-dir", tls_dir] if tls_dir else []
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)})
         self.ready: dict = {}
@@ -184,11 +191,17 @@ class Node:
             self.proc.wait()
 
 
-def start_nodes(count: int, fsync: bool) -> tuple[list[Node], str]:
+def start_nodes(count: int, fsync: bool, tls: bool = False) -> tuple[list[Node], str]:
     root = tempfile.mkdtemp(prefix="store-bench-")
     urls = [f"http://127.0.0.1:{free_port()}" for _ in range(count)]
     members = ",".join(f"n{i}={u}" for i, u in enumerate(urls))
-    nodes = [Node(f"n{i}", urls[i], members, root, fsync) for i in range(count)]
+    tls_dir = ""
+    if tls:
+        from tests.harness.certs import issue_member_certificates
+
+        tls_dir = os.path.join(root, "certs")
+        issue_member_certificates(Path(tls_dir), {f"n{i}": "127.0.0.1" for i in range(count)})
+    nodes = [Node(f"n{i}", urls[i], members, root, fsync, tls_dir) for i in range(count)]
     for node in nodes:  # all started first: none can elect a leader alone
         node.ready = node.read()
     return nodes, root
@@ -203,7 +216,7 @@ def leader_of(nodes: list[Node]) -> Node | None:
 
 def run_suite(count: int, args: argparse.Namespace) -> list[dict]:
     results = []
-    nodes, _ = start_nodes(count, args.fsync)
+    nodes, _ = start_nodes(count, args.fsync, args.tls)
     try:
         leader = leader_of(nodes)
         follower = next((n for n in nodes if n is not leader), leader)
@@ -223,7 +236,7 @@ def run_suite(count: int, args: argparse.Namespace) -> list[dict]:
 def run_failover(args: argparse.Namespace) -> dict:
     times = []
     for _ in range(args.failovers):
-        nodes, _ = start_nodes(3, args.fsync)
+        nodes, _ = start_nodes(3, args.fsync, args.tls)
         try:
             leader = leader_of(nodes)
             survivor = next(n for n in nodes if n is not leader)
@@ -252,6 +265,7 @@ def main() -> None:
         p.add_argument("--members")
         p.add_argument("--state-dir")
         p.add_argument("--no-fsync", action="store_true")
+        p.add_argument("--tls-dir", default="")
         node_main(p.parse_args())
         return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -264,24 +278,30 @@ def main() -> None:
     p.add_argument("--fsync-modes", nargs="+", choices=["on", "off"], default=["on"],
                    help="sync the journal before acknowledging (on, the default) or not (off: etcd-unsafe-no-fsync); "
                         "with both, each node count runs both, one after the other")
+    p.add_argument("--peer-tls-modes", nargs="+", choices=["on", "off"], default=["off"],
+                   help="TLS between members (etcd-peer-*, with client certificates) or plain TCP; with both, "
+                        "each node count runs both, one after the other")
     args = p.parse_args()
     rows = []
+    modes = [(f, t) for f in args.fsync_modes for t in args.peer_tls_modes]
     for count in args.nodes:
-        for mode in args.fsync_modes:
-            args.fsync = mode == "on"
+        for fsync, tls in modes:
+            if tls == "on" and count == 1:
+                continue  # no peers, nothing to encrypt
+            args.fsync, args.tls = fsync == "on", tls == "on"
             for row in run_suite(count, args):
-                row["fsync"] = mode
+                row["fsync"], row["tls"] = fsync, tls
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     if 3 in args.nodes and args.failovers:
-        for mode in args.fsync_modes:
-            args.fsync = mode == "on"
-            row = {**run_failover(args), "fsync": mode}
+        for fsync, tls in modes:
+            args.fsync, args.tls = fsync == "on", tls == "on"
+            row = {**run_failover(args), "fsync": fsync, "tls": tls}
             print(json.dumps(row), flush=True)
             rows.append(row)
     print()
-    print(f"{'nodes':>5} {'fsync':>5} {'via':>8} {'workload':>14} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'other':>20}")
+    print(f"{'nodes':>5} {'fsync':>5} {'tls':>4} {'via':>8} {'workload':>14} {'ops/s':>10} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'other':>20}")
     for r in rows:
         other = ""
         if "ops_per_raft_entry" in r:
@@ -289,10 +309,10 @@ def main() -> None:
         if "rss_growth_mb_per_100k" in r:
             other = f"{r['rss_growth_mb_per_100k']:.1f} MB/100k keys"
         if r.get("workload") == "failover":
-            print(f"{3:>5} {r['fsync']:>5} {'':>8} {'failover':>14} median {r['median_s']:.3f}s "
+            print(f"{3:>5} {r['fsync']:>5} {r['tls']:>4} {'':>8} {'failover':>14} median {r['median_s']:.3f}s "
                   f"max {r['max_s']:.3f}s")
             continue
-        print(f"{r['nodes']:>5} {r['fsync']:>5} {r.get('via',''):>8} {r['workload']:>14} {r.get('ops_s', 0):>10.0f} "
+        print(f"{r['nodes']:>5} {r['fsync']:>5} {r['tls']:>4} {r.get('via',''):>8} {r['workload']:>14} {r.get('ops_s', 0):>10.0f} "
               f"{r.get('p50_ms', 0):>8.2f} {r.get('p99_ms', 0):>8.2f} {other:>20}")
 
 
