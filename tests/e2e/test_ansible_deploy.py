@@ -147,7 +147,7 @@ class Host:
 
     @property
     def peer_url(self) -> str:
-        return f"http://{self.address}:{self.ports['peer']}"
+        return f"https://{self.address}:{self.ports['peer']}"  # the role turns peer TLS on by default
 
     def pidfile(self, service: str) -> Path:
         return self.root / "run" / "sensu" / f"{service}.pid"
@@ -681,6 +681,10 @@ async def test_playbook_deploys_rolls_joins_and_removes(tmp_path: Path, package:
                 assert config["etcd-name"] == host.name
                 assert config["etcd-initial-cluster-state"] == "new"
                 assert config["etcd-initial-cluster"] == ",".join(f"{h.name}={h.peer_url}" for h in backends)
+                # TLS between members, with a certificate the playbook issued from its own CA
+                assert config["etcd-peer-client-cert-auth"] is True
+                for key in ("etcd-peer-cert-file", "etcd-peer-key-file", "etcd-peer-trusted-ca-file"):
+                    assert Path(config[key]).is_file(), (key, config[key])
             verified = first.results("Verify the new unit with systemd-analyze (where it is installed)")
             assert {h for h, r in verified if not r.get("skipped")} >= {h.name for h in backends}
             if shutil.which("systemd-analyze") is None:
