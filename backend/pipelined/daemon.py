@@ -40,7 +40,7 @@ from cluster.store import Store
 
 from .execute import env_with, run_command, send_tcp, send_udp
 
-__all__ = ["Pipelined", "PipelineStats"]
+__all__ = ["Pipelined", "PipelineStats", "pipeline_refs"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,42 @@ def _names(event: Mapping[str, Any]) -> tuple[str, str, str]:
     check = event.get("check") or {}
     ns = str((event.get("metadata") or {}).get("namespace") or (entity.get("metadata") or {}).get("namespace") or "")
     return ns, str((entity.get("metadata") or {}).get("name") or ""), str((check.get("metadata") or {}).get("name") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class _Workflow:
+    """One unit of the pipeline: a resolved handler, the filter names and the mutator name."""
+
+    handler: Mapping[str, Any]
+    filters: tuple[str, ...]
+    mutator: str
+    label: str
+    ctx: dict[str, str]
+
+
+def pipeline_refs(event: Mapping[str, Any]) -> list[str]:
+    """Names of the core/v2 ``Pipeline`` resources an event asks for, first occurrence first.
+
+    From the event's own ``pipelines`` (the agent copies the check's, and an
+    agent's ``keepalive-pipelines`` onto its keepalives) and from the
+    check's and the entity's ``pipelines``, so an event posted without them
+    still follows its check. References to other kinds or API versions are
+    not pipelines this backend can run; they are skipped (validation refuses
+    them on the way in).
+    """
+    out: dict[str, None] = {}
+    sources = (event.get("pipelines"), (event.get("check") or {}).get("pipelines"),
+               (event.get("entity") or {}).get("pipelines"))
+    for refs in sources:
+        for ref in refs or ():
+            if not isinstance(ref, Mapping):
+                continue
+            if ref.get("type", "Pipeline") != "Pipeline" or ref.get("api_version", "core/v2") != "core/v2":
+                continue
+            name = str(ref.get("name") or "")
+            if name:
+                out.setdefault(name, None)
+    return list(out)
 
 
 #: The ``json`` mutator's encoder: compact, and without the circular-reference check (an event
@@ -106,30 +142,100 @@ class Pipelined:
     # ------------------------------------------------------------------ one event
 
     async def handle(self, event: dict[str, Any]) -> list[str]:
-        """Run every handler the event names; returns the handlers that ran."""
+        """Run every workflow the event names; returns what ran, sorted.
+
+        Two sources, both honoured (runtime.md §6.1): the event's
+        ``pipelines`` (see :func:`pipeline_refs`), each workflow of each one,
+        and the legacy pipeline of ``check.handlers`` + ``metrics.handlers``,
+        one workflow per handler. Every workflow is isolated: a missing
+        resource or a failure is logged (naming it) and only that workflow
+        stops. A legacy handler is reported by its name, a pipeline's as
+        ``<pipeline>/<workflow>/<handler>``.
+        """
         ns, entity, check = _names(event)
         names = list((event.get("check") or {}).get("handlers") or []) + list(
             (event.get("metrics") or {}).get("handlers") or [])
-        if not names:
+        refs = pipeline_refs(event)
+        ctx = {"namespace": ns, "entity": entity, "check": check}
+        if not names and not refs:
             log = logger.debug if check == "keepalive" else logger.info
-            log("no handlers defined for event", extra={"namespace": ns, "entity": entity, "check": check})
+            log("no pipelines defined in resource", extra=ctx)
             return []
+        jobs: list[_Workflow] = []
+        if names:
+            jobs.extend(await self._legacy_workflows(ns, names, ctx))
+        for pipeline in refs:
+            jobs.extend(await self._pipeline_workflows(ns, pipeline, ctx))
+        ran: list[str] = []
+        if len(jobs) == 1:  # the common case: no task or nursery per event
+            await self._workflow(jobs[0], event, ran)
+            return ran
+        async with trio.open_nursery() as nursery:
+            for job in jobs:
+                nursery.start_soon(self._workflow, job, event, ran)
+        return sorted(ran)
+
+    async def _legacy_workflows(self, ns: str, names: list[str], ctx: dict[str, str]) -> list[_Workflow]:
+        """One workflow per handler named by the check (sets expanded): its own filters and mutator."""
         handlers = await self._handlers(ns, names)
         expansion = handler_set_expand(names, handlers.get)
         for missing in expansion.missing:
-            logger.info("handler does not exist, ignoring", extra={
-                "namespace": ns, "entity": entity, "check": check, "handler": missing})
+            logger.info("handler does not exist, ignoring", extra={**ctx, "handler": missing})
         for dropped in expansion.dropped_sets:
-            logger.error("handler sets cannot be deeply nested", extra={
-                "namespace": ns, "entity": entity, "check": check, "handler": dropped})
-        ran: list[str] = []
-        if len(expansion.handlers) == 1:  # the common case: no task or nursery per event
-            await self._workflow(ns, entity, check, expansion.handlers[0], event, ran)
-            return ran
-        async with trio.open_nursery() as nursery:
+            logger.error("handler sets cannot be deeply nested", extra={**ctx, "handler": dropped})
+        jobs = []
+        for handler in expansion.handlers:
+            hname = str((handler.get("metadata") or {}).get("name") or "")
+            jobs.append(_Workflow(handler=handler, filters=tuple(str(f) for f in handler.get("filters") or ()),
+                                  mutator=str(handler.get("mutator") or "json"), label=hname,
+                                  ctx={**ctx, "handler": hname}))
+        return jobs
+
+    async def _pipeline_workflows(self, ns: str, pipeline: str, ctx: dict[str, str]) -> list[_Workflow]:
+        """The workflows of the stored ``Pipeline`` named ``pipeline``.
+
+        A missing pipeline, or a workflow whose handler is missing, is one
+        error log naming it; the other pipelines and workflows still run. A
+        handler of type ``set`` runs each member with the workflow's filters
+        and mutator. Filters and mutators are looked up when the workflow
+        runs, so a missing one is reported there, by name, and stops only
+        that workflow.
+        """
+        pctx = {**ctx, "pipeline": pipeline}
+        try:
+            kv = await self._store.get(keys.key_for("pipelines", ns, pipeline))
+        except ValueError:
+            kv = None
+        if kv is None:
+            self.stats.errors += 1
+            logger.error("pipeline does not exist: %s", pipeline, extra=pctx)
+            return []
+        stored = decode_dict_cached(self._store, kv)
+        jobs: list[_Workflow] = []
+        for workflow in stored.get("workflows") or ():
+            wname = str(workflow.get("name") or "")
+            wctx = {**pctx, "workflow": wname}
+            href = workflow.get("handler") or {}
+            hname = str(href.get("name") or "")
+            handlers = await self._handlers(ns, [hname]) if hname else {}
+            if hname not in handlers:
+                self.stats.errors += 1
+                logger.error("pipeline %s workflow %s: handler does not exist: %s", pipeline, wname, hname,
+                             extra={**wctx, "handler": hname})
+                continue
+            expansion = handler_set_expand([hname], handlers.get)
+            for dropped in expansion.dropped_sets:
+                logger.error("handler sets cannot be deeply nested", extra={**wctx, "handler": dropped})
+            for missing in expansion.missing:
+                logger.error("pipeline %s workflow %s: handler set member does not exist: %s", pipeline, wname,
+                             missing, extra={**wctx, "handler": missing})
+            filters = tuple(str(f.get("name") or "") for f in workflow.get("filters") or ())
+            mutator = str((workflow.get("mutator") or {}).get("name") or "json")
             for handler in expansion.handlers:
-                nursery.start_soon(self._workflow, ns, entity, check, handler, event, ran)
-        return sorted(ran)
+                member = str((handler.get("metadata") or {}).get("name") or "")
+                jobs.append(_Workflow(handler=handler, filters=filters, mutator=mutator,
+                                      label=f"{pipeline}/{wname}/{member}", ctx={**wctx, "handler": member}))
+        return jobs
 
     async def _handlers(self, ns: str, names: list[str]) -> dict[str, dict[str, Any]]:
         """The named handlers and, through sets, the ones they name (to the nesting limit).
@@ -158,40 +264,46 @@ class Pipelined:
             pending = following
         return out
 
-    async def _workflow(self, ns: str, entity: str, check: str, handler: Mapping[str, Any],
-                        event: dict[str, Any], ran: list[str]) -> None:
-        hname = str((handler.get("metadata") or {}).get("name") or "")
-        ctx = {"namespace": ns, "entity": entity, "check": check, "handler": hname}
+    async def _workflow(self, job: _Workflow, event: dict[str, Any], ran: list[str]) -> None:
+        """Filters, mutator, handler of one workflow; every failure stays inside it."""
+        ctx = job.ctx
+        ns = ctx["namespace"]
+        handler = job.handler
+        hname = ctx["handler"]
         try:
             if is_silenced(event) and not handler.get("handle_silenced"):
                 logger.info("event is silenced, skipping handler", extra=ctx)
                 self.stats.silenced += 1
                 return
-            if not await self._passes_filters(ns, handler, event, ctx):
+            if not await self._passes_filters(ns, job.filters, event, ctx):
                 self.stats.filtered += 1
                 return
-            payload = await self._mutate(ns, handler, event, ctx)
+            payload = await self._mutate(ns, job.mutator, event, ctx)
             if payload is None:
                 return
             await self._execute(handler, payload, ctx)
-            ran.append(hname)
+            ran.append(job.label)
             self.stats.handled += 1
             self.stats.by_handler[hname] = self.stats.by_handler.get(hname, 0) + 1
         except Exception as exc:
             self.stats.errors += 1
             logger.error("handler workflow failed: %s", exc, extra=ctx)
 
-    async def _passes_filters(self, ns: str, handler: Mapping[str, Any], event: dict[str, Any],
+    async def _passes_filters(self, ns: str, filters: tuple[str, ...], event: dict[str, Any],
                               ctx: dict[str, str]) -> bool:
-        for fname in handler.get("filters") or ():
+        for fname in filters:
             if fname in BUILTIN_FILTERS:
                 if not builtin_filter_passes(fname, event):
                     logger.debug("denying event with built-in filter %s", fname, extra=ctx)
                     return False
                 continue
-            kv = await self._store.get(keys.key_for("filters", ns, fname))
+            try:
+                kv = await self._store.get(keys.key_for("filters", ns, fname))
+            except ValueError:
+                kv = None
             if kv is None:
-                logger.error("filter does not exist: %s", fname, extra=ctx)
+                self.stats.errors += 1
+                logger.error("filter does not exist: %s", fname, extra={**ctx, "filter": fname})
                 return False
             flt = decode_dict_cached(self._store, kv)
             expressions = list(flt.get("expressions") or [])
@@ -204,9 +316,7 @@ class Pipelined:
                 return False
         return True
 
-    async def _mutate(self, ns: str, handler: Mapping[str, Any], event: dict[str, Any],
-                      ctx: dict[str, str]) -> bytes | None:
-        name = handler.get("mutator") or "json"
+    async def _mutate(self, ns: str, name: str, event: dict[str, Any], ctx: dict[str, str]) -> bytes | None:
         if name == "json":
             return _EVENT_JSON.encode(event).encode()
         if name == "only_check_output":
@@ -215,9 +325,13 @@ class Pipelined:
                 logger.error("only_check_output mutator: event has no check", extra=ctx)
                 return None
             return str(check.get("output") or "").encode()
-        kv = await self._store.get(keys.key_for("mutators", ns, name))
+        try:
+            kv = await self._store.get(keys.key_for("mutators", ns, name))
+        except ValueError:
+            kv = None
         if kv is None:
-            logger.error("mutator does not exist: %s", name, extra=ctx)
+            self.stats.errors += 1
+            logger.error("mutator does not exist: %s", name, extra={**ctx, "mutator": name})
             return None
         mutator = decode_dict_cached(self._store, kv)
         timeout = float(mutator.get("timeout") or 0)
