@@ -37,6 +37,7 @@ from cluster.membership import (
 from cluster.store import Store, open_store
 
 from .agentd import AdhocExecutor, Agentd, AgentListenError
+from .assets import AssetManager
 from .config import BackendConfig
 from .eventd.process import RecordingPipelineHook, process_event
 from .eventd.ttl import TTLMonitor
@@ -210,8 +211,9 @@ async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, set
     Processed events reach pipelined through the eventd hook, which also
     records handled incidents in the store (backend/eventd/process.py).
     """
+    assets = AssetManager(config.cache_dir, rate=config.assets_rate_limit, burst=config.assets_burst_limit)
     pipelined = Pipelined(store, workers=config.pipelined_workers, buffer=config.pipelined_buffer_size,
-                          node=settings.name)
+                          node=settings.name, assets=assets)
     await nursery.start(pipelined.run)
     hook = RecordingPipelineHook(store, node=settings.name, forward=pipelined)
     keepalived = Keepalived(store, node=settings.name, pipeline_hook=hook,

@@ -25,6 +25,7 @@ from typing import Any, Final, Mapping
 
 import trio
 
+from backend.assets import AssetError, AssetManager, RuntimeAsset, asset_env
 from backend.eventd.merge import is_silenced
 from backend.pipeline.filters import (
     BUILTIN_FILTERS,
@@ -111,8 +112,9 @@ class Pipelined:
     name = "pipelined"
 
     def __init__(self, store: Store, *, workers: int = 100, buffer: int = 1000, node: str = "",
-                 js: JSEngine | None = None) -> None:
+                 js: JSEngine | None = None, assets: AssetManager | None = None) -> None:
         self._store = store
+        self._assets = assets
         self._workers = max(1, workers)
         self._send, self._recv = trio.open_memory_channel[dict[str, Any]](max(1, buffer))
         self._node = node
@@ -124,6 +126,8 @@ class Pipelined:
         await self._send.send(event)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if self._assets is not None:
+            await self._assets.start()
         async with trio.open_nursery() as nursery:
             for _ in range(self._workers):
                 nursery.start_soon(self._worker)
@@ -285,6 +289,9 @@ class Pipelined:
             ran.append(job.label)
             self.stats.handled += 1
             self.stats.by_handler[hname] = self.stats.by_handler.get(hname, 0) + 1
+        except AssetError as exc:
+            self.stats.errors += 1
+            logger.error("%s; the workflow does not run", exc, extra={**ctx, "asset": exc.asset})
         except Exception as exc:
             self.stats.errors += 1
             logger.error("handler workflow failed: %s", exc, extra=ctx)
@@ -310,13 +317,19 @@ class Pipelined:
             results: list[bool | None] = []
             if expressions:
                 env = build_event_env(event, time.time())
-                results = await self._js.eval_bools(expressions, env)
+                scripts: list[str] = []
+                if flt.get("runtime_assets"):
+                    libraries = await self._runtime_assets(ns, flt)  # raises AssetError without a manager
+                    assert self._assets is not None
+                    scripts = await self._assets.js_scripts(libraries)
+                results = await self._js.eval_bools(expressions, env, scripts=scripts)
             if not filter_decision(flt, event, results, now_utc=datetime.now(timezone.utc)):
                 logger.debug("denying event with custom filter %s", fname, extra=ctx)
                 return False
         return True
 
     async def _mutate(self, ns: str, name: str, event: dict[str, Any], ctx: dict[str, str]) -> bytes | None:
+        """The handler's input; None (logged) when the mutator is missing or fails."""
         if name == "json":
             return _EVENT_JSON.encode(event).encode()
         if name == "only_check_output":
@@ -345,18 +358,50 @@ class Pipelined:
                 return None
         result = await run_command(str(mutator.get("command") or ""),
                                    _EVENT_JSON.encode(event).encode(),
-                                   timeout=timeout, env=env_with(mutator.get("env_vars")))
+                                   timeout=timeout, env=await self._command_env(ns, mutator))
         if result.status != 0:
             logger.error("mutator returned non ok status code %s: %s", result.status, result.output[:500], extra=ctx)
             return None
         return result.output.encode()
 
+    async def _runtime_assets(self, ns: str, resource: Mapping[str, Any]) -> list[RuntimeAsset]:
+        """The installed ``runtime_assets`` of a handler, mutator or filter, in its order.
+
+        Raises :class:`AssetError` when one is not defined in the namespace or
+        cannot be installed (the caller logs it once and skips the workflow).
+        """
+        names = [str(n) for n in resource.get("runtime_assets") or ()]
+        if not names:
+            return []
+        if self._assets is None:
+            raise AssetError(names[0], "runtime assets are not available on this node")
+        defs = []
+        for name in names:
+            try:
+                kv = await self._store.get(keys.key_for("assets", ns, name))
+            except ValueError:
+                kv = None
+            if kv is None:
+                raise AssetError(name, f"asset does not exist in namespace {ns!r}")
+            defs.append(decode_dict_cached(self._store, kv))
+        return await self._assets.get_all(defs)
+
+    async def _command_env(self, ns: str, resource: Mapping[str, Any]) -> dict[str, str]:
+        """Process environment, then the assets' paths, then the resource's ``env_vars`` (runtime.md §6.3)."""
+        assets = await self._runtime_assets(ns, resource)
+        base = env_with(()) if not assets else asset_env(assets, env_with(()))
+        for item in resource.get("env_vars") or ():
+            key, sep, value = str(item).partition("=")
+            if sep and key:
+                base[key] = value
+        return base
+
     async def _execute(self, handler: Mapping[str, Any], payload: bytes, ctx: dict[str, str]) -> None:
         htype = handler.get("type") or "pipe"
         if htype == "pipe":
             timeout = float(handler.get("timeout") or 0)
-            result = await run_command(str(handler.get("command") or ""), payload, timeout=timeout,
-                                       env=env_with(handler.get("env_vars")))
+            env = await self._command_env(ctx["namespace"], handler)
+            result = await run_command(str(handler.get("command") or ""), payload, timeout=timeout, env=env)
             extra = {**ctx, "status": result.status}
             if result.timed_out:
                 logger.error("event pipe handler timed out after %ss and was killed", timeout, extra=extra)
