@@ -39,6 +39,7 @@ from cluster.store import Store, open_store
 from .agentd import AdhocExecutor, Agentd, AgentListenError
 from .assets import AssetManager
 from .config import BackendConfig
+from .eventd.eventlog import EventLog, EventLogError, EventLogHook
 from .eventd.process import RecordingPipelineHook, process_event
 from .eventd.ttl import TTLMonitor
 from .keepalived import Keepalived
@@ -196,8 +197,15 @@ async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Stor
         )
         gc.freeze()  # what startup built lives as long as the node: full collections need not walk it
         task_status.started()
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
+                if signum == signal.SIGHUP:  # logrotate: reopen the event log by name
+                    event_log = ctx.services.get("event_log")
+                    logger.info("received SIGHUP; reopening the event log" if event_log else
+                                "received SIGHUP; nothing to reopen", extra={"node": settings.name})
+                    if event_log is not None:
+                        event_log.reopen_nowait()
+                    continue
                 logger.warning("received %s, stopping", signal.Signals(signum).name, extra={"node": settings.name})
                 nursery.cancel_scope.cancel()
                 break
@@ -215,7 +223,18 @@ async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, set
     pipelined = Pipelined(store, workers=config.pipelined_workers, buffer=config.pipelined_buffer_size,
                           node=settings.name, assets=assets)
     await nursery.start(pipelined.run)
-    hook = RecordingPipelineHook(store, node=settings.name, forward=pipelined)
+    forward: Any = pipelined
+    if config.event_log_file:
+        event_log = EventLog(config.event_log_file, buffer_size=config.event_log_buffer_size,
+                             buffer_wait=config.event_log_buffer_wait,
+                             parallel_encoders=config.event_log_parallel_encoders)
+        try:
+            await nursery.start(event_log.run)
+        except EventLogError as exc:
+            raise StartupError(str(exc)) from exc
+        ctx.services.update(event_log=event_log)
+        forward = EventLogHook(event_log, pipelined)
+    hook = RecordingPipelineHook(store, node=settings.name, forward=forward)
     keepalived = Keepalived(store, node=settings.name, pipeline_hook=hook,
                             deregistration_handler=config.deregistration_handler,
                             workers=config.keepalived_workers, buffer_size=config.keepalived_buffer_size)
