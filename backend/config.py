@@ -542,6 +542,8 @@ def _cross_check(layers: Layers) -> None:
     if value("store-fsync") and value("etcd-unsafe-no-fsync"):
         err(pick("store-fsync", "etcd-unsafe-no-fsync"),
             "store-fsync and etcd-unsafe-no-fsync contradict each other; set only one")
+    if value("jwt-private-key-file") and not value("jwt-public-key-file"):
+        err("jwt-private-key-file", "jwt-public-key-file is required when jwt-private-key-file is set")
     if value("max-silenced-expiry-time-allowed") and value("default-silenced-expiry-time") > value(
         "max-silenced-expiry-time-allowed"
     ):

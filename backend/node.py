@@ -26,6 +26,7 @@ from api.context import ApiContext
 from api.dashboard import create_dashboard_app
 from api.debug import create_debug_app
 from api.health import health_payload
+from api.jwtkeys import JwtKeyError, load_jwt_keys
 from cluster.errors import CompareFailedError, StoreError
 from cluster.membership import (
     Member,
@@ -170,12 +171,18 @@ async def serve_node(config: BackendConfig, *, task_status: trio.TaskStatus[None
 
 async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Store,
                       task_status: trio.TaskStatus[None]) -> None:
+    try:
+        jwt_keys = await trio.to_thread.run_sync(load_jwt_keys, config.jwt_private_key_file,
+                                                 config.jwt_public_key_file)
+    except JwtKeyError as exc:
+        raise StartupError(str(exc)) from exc
     ctx = ApiContext(
         store=store,
         config=config,
         node_name=settings.name,
         initial_members=list(settings.members),
         cluster_id=settings.cluster_id,
+        jwt_keys=jwt_keys,
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_register_members, store, settings)
