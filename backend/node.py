@@ -38,13 +38,13 @@ from cluster.membership import (
 from cluster.store import Store, open_store
 
 from .agentd import AdhocExecutor, Agentd, AgentListenError
-from .assets import AssetManager
+from .assets import AssetError, AssetManager
 from .config import BackendConfig
 from .eventd.eventlog import EventLog, EventLogError, EventLogHook
 from .eventd.process import RecordingPipelineHook, process_event
 from .eventd.ttl import TTLMonitor
 from .keepalived import Keepalived
-from .logging import configure_logging, stop_logging
+from .logging import configure_logging, level_from_sensu, stop_logging
 from .pipelined import Pipelined
 from .schedulerd.daemon import Schedulerd
 
@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_HEARTBEAT_S = 0.05
 DEFAULT_ELECTION_S = 0.4
 GRACE_S = 5.0
+#: Loggers of the replicated store, set to ``etcd-log-level`` (Sensu's level for its embedded etcd).
+STORE_LOGGERS: Final = ("cluster", "pysyncobj")
 
 
 class StartupError(Exception):
@@ -126,8 +128,14 @@ def _bind(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-async def _serve_http(nursery: trio.Nursery, app: Any, bind: str, flag: str, **tls: str) -> None:
-    """Bind first (so a taken port is a one-line error naming the flag), then serve."""
+async def _serve_http(nursery: trio.Nursery, app: Any, bind: str, flag: str, *, wait: float = 0.0,
+                      **tls: str) -> None:
+    """Bind first (so a taken port is a one-line error naming the flag), then serve.
+
+    ``wait`` (``api-serve-wait-time``) holds serving back that long after the
+    socket is bound: clients queue in the listen backlog meanwhile, as with
+    Go's delayed ``Serve``, while the rest of the node starts.
+    """
     config = _hypercorn_config(bind, **tls)
     try:
         sockets = config.create_sockets()
@@ -138,8 +146,16 @@ async def _serve_http(nursery: trio.Nursery, app: Any, bind: str, flag: str, **t
         raise StartupError(f"{flag}: cannot listen on {bind}: {exc.strerror or exc}") from exc
     except Exception as exc:  # bad TLS files surface here too
         raise StartupError(f"{flag}: cannot serve on {bind}: {exc}") from exc
-    await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config,
-                                sockets=sockets))
+    serve = partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config, sockets=sockets)
+    if wait > 0:
+        async def serve_later() -> None:
+            await trio.sleep(wait)
+            logger.info("serving after %s (%.1fs)", "api-serve-wait-time", wait, extra={"address": bind})
+            await serve()
+
+        nursery.start_soon(serve_later)
+        return
+    await nursery.start(serve)
 
 
 async def _register_members(store: Store, settings: RaftSettings) -> None:
@@ -189,7 +205,7 @@ async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Stor
         await _start_agent_daemons(nursery, config, settings, store, ctx)
         api_app = create_app(ctx)
         await _serve_http(
-            nursery, api_app, config.api_listen_address, "api-listen-address",
+            nursery, api_app, config.api_listen_address, "api-listen-address", wait=config.api_serve_wait_time,
             cert=config.cert_file, key=config.key_file, ca=config.trusted_ca_file,
         )
         await _serve_http(
@@ -226,10 +242,15 @@ async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, set
     Processed events reach pipelined through the eventd hook, which also
     records handled incidents in the store (backend/eventd/process.py).
     """
-    assets = AssetManager(config.cache_dir, rate=config.assets_rate_limit, burst=config.assets_burst_limit)
+    assets = AssetManager(config.cache_dir, rate=config.assets_rate_limit, burst=config.assets_burst_limit,
+                          trusted_ca_file=config.trusted_ca_file,
+                          insecure_skip_tls_verify=config.insecure_skip_tls_verify)
     pipelined = Pipelined(store, workers=config.pipelined_workers, buffer=config.pipelined_buffer_size,
                           node=settings.name, assets=assets)
-    await nursery.start(pipelined.run)
+    try:
+        await nursery.start(pipelined.run)
+    except AssetError as exc:  # only the CA file can fail here: it names the setting
+        raise StartupError(f"{exc.asset}: {exc.reason}") from exc
     forward: Any = pipelined
     if config.event_log_file:
         event_log = EventLog(config.event_log_file, buffer_size=config.event_log_buffer_size,
@@ -281,7 +302,11 @@ GC_THRESHOLDS: Final = (50_000, 20, 100)
 
 def run(config: BackendConfig) -> int:
     """Run the node until SIGTERM/SIGINT; returns the process exit code."""
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, millisecond_timestamps=config.log_millisecond_timestamps)
+    # etcd-log-level: the replicated store's own loggers (ours and pysyncobj's), log-level when unset
+    store_level = level_from_sensu(config.effective_etcd_log_level)
+    for name in STORE_LOGGERS:
+        logging.getLogger(name).setLevel(store_level)
     gc.set_threshold(*GC_THRESHOLDS)
     failure: list[str] = []
     try:

@@ -27,7 +27,8 @@ What it does, as Sensu Go's ``asset`` package does for the backend:
   burst of ``assets-burst-limit`` (a token bucket, like Go's ``rate.Limiter``);
   a rate of 0 means no limit.
 * **Headers.** An asset's (or its build's) ``headers`` are sent with the
-  request.
+  request. ``https`` downloads trust the backend's ``trusted-ca-file`` (the
+  system CAs otherwise) and skip verification with ``insecure-skip-tls-verify``.
 
 Threads: hashing is per chunk on the loop (microseconds); writes go through
 ``trio.open_file``; unpacking, renaming and directory scans run in
@@ -42,6 +43,7 @@ import logging
 import os
 import shutil
 import socket
+import ssl
 import tarfile
 import time
 import uuid
@@ -184,7 +186,8 @@ class AssetManager:
     """
 
     def __init__(self, cache_dir: str | os.PathLike[str], *, js: JSEngine | None = None, rate: float = 1.39,
-                 burst: int = 100, entity: Mapping[str, Any] | None = None) -> None:
+                 burst: int = 100, entity: Mapping[str, Any] | None = None, trusted_ca_file: str = "",
+                 insecure_skip_tls_verify: bool = False) -> None:
         self._root = Path(cache_dir) / ASSETS_SUBDIR
         self._js = js or JSEngine(max_workers=1)
         self._rate, self._burst = rate, burst
@@ -194,6 +197,9 @@ class AssetManager:
         self._selected: dict[str, _Build | None] = {}
         self._scripts: dict[str, tuple[str, ...]] = {}
         self.stats = {"downloads": 0, "installed": 0, "cache_hits": 0, "failures": 0}
+        # https downloads: the backend's trusted-ca-file and insecure-skip-tls-verify, as Go's fetcher
+        self._trusted_ca_file = trusted_ca_file
+        self._verify: ssl.SSLContext | bool = not insecure_skip_tls_verify
 
     async def start(self) -> None:
         """Collect the backend entity (if not given) and try to create the cache root.
@@ -204,6 +210,12 @@ class AssetManager:
         """
         if self._entity is None:
             self._entity = await trio.to_thread.run_sync(backend_entity)
+        if self._verify is True and self._trusted_ca_file:
+            try:
+                self._verify = await trio.to_thread.run_sync(
+                    lambda: ssl.create_default_context(cafile=self._trusted_ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise AssetError("trusted-ca-file", f"cannot load {self._trusted_ca_file}: {exc}") from None
         try:
             await trio.to_thread.run_sync(lambda: self._root.mkdir(parents=True, exist_ok=True))
         except OSError as exc:
@@ -289,7 +301,8 @@ class AssetManager:
             self.stats["downloads"] += 1
             digest = hashlib.sha512()
             try:
-                async with httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT_S, follow_redirects=True) as client:
+                async with httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT_S, follow_redirects=True,
+                                             verify=self._verify) as client:
                     async with client.stream("GET", build.url, headers=dict(build.headers)) as response:
                         if response.status_code != 200:
                             raise AssetError(name, f"fetching {build.url}: HTTP {response.status_code}")
