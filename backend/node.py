@@ -27,6 +27,7 @@ from api.dashboard import create_dashboard_app
 from api.debug import create_debug_app
 from api.health import health_payload
 from api.jwtkeys import JwtKeyError, load_jwt_keys
+from api.sensu_go_metrics import sensu_go_lines
 from cluster.errors import CompareFailedError, StoreError
 from cluster.membership import (
     Member,
@@ -46,6 +47,7 @@ from .eventd.ttl import TTLMonitor
 from .keepalived import Keepalived
 from .logging import configure_logging, level_from_sensu, stop_logging
 from .pipelined import Pipelined
+from .platformmetrics import PlatformMetricsLog
 from .schedulerd.daemon import Schedulerd
 
 __all__ = ["run", "serve_node", "raft_settings", "StartupError"]
@@ -244,7 +246,8 @@ async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, set
     """
     assets = AssetManager(config.cache_dir, rate=config.assets_rate_limit, burst=config.assets_burst_limit,
                           trusted_ca_file=config.trusted_ca_file,
-                          insecure_skip_tls_verify=config.insecure_skip_tls_verify)
+                          insecure_skip_tls_verify=config.insecure_skip_tls_verify, labels=config.labels,
+                          annotations=config.annotations)
     pipelined = Pipelined(store, workers=config.pipelined_workers, buffer=config.pipelined_buffer_size,
                           node=settings.name, assets=assets)
     try:
@@ -282,7 +285,12 @@ async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, set
         await nursery.start(agentd.run)
     except AgentListenError as exc:
         raise StartupError(str(exc)) from exc
-    ctx.services.update(pipelined=pipelined, keepalived=keepalived, agentd=agentd, pipeline_hook=hook,
+    if not config.disable_platform_metrics and config.platform_metrics_logging_interval > 0:
+        platform_log = PlatformMetricsLog(config.platform_metrics_log_file, config.platform_metrics_logging_interval,
+                                          lambda: sensu_go_lines(ctx.services))
+        await nursery.start(platform_log.run)
+        ctx.services.update(platform_metrics=platform_log)
+    ctx.services.update(pipelined=pipelined, keepalived=keepalived, agentd=agentd, pipeline_hook=hook, assets=assets,
                         schedulerd=schedulerd, ttl=ttl_monitor)
 
 

@@ -101,7 +101,7 @@ class SessionServices:
     stats: dict[str, int] = field(default_factory=lambda: {
         "sessions_opened": 0, "sessions_closed": 0, "keepalives": 0, "events": 0, "events_rejected": 0,
         "protocol_errors": 0, "too_big": 0, "requests_sent": 0, "dropped": 0, "write_timeouts": 0,
-        "busy_drops": 0, "store_errors": 0,
+        "busy_drops": 0, "store_errors": 0, "event_bytes_count": 0, "event_bytes_sum": 0,
     })
 
 
@@ -260,6 +260,8 @@ class Session:
                                    extra=self._extra)
                 return
             received_at = time.time()
+            stats["event_bytes_count"] += 1
+            stats["event_bytes_sum"] += len(data)
             msg_type = ""
             try:
                 frame = parse_frame(data)

@@ -56,6 +56,7 @@ import httpx
 import trio
 
 from backend.pipeline.jsengine import JSEngine, build_entity_env
+from backend.summary import Summary
 
 __all__ = ["AssetError", "AssetManager", "RuntimeAsset", "asset_env", "backend_entity", "select_build"]
 
@@ -116,8 +117,10 @@ def asset_env(assets: Sequence[RuntimeAsset], base: Mapping[str, str]) -> dict[s
     return env
 
 
-def backend_entity() -> dict[str, Any]:
-    """This backend as an entity of class ``backend``, with its system facts.
+def backend_entity(labels: Mapping[str, str] | None = None,
+                   annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """This backend as an entity of class ``backend``, with its system facts and the
+    backend's ``labels``/``annotations`` settings (as Go's ``getBackendEntity``).
 
     Blocking (reads small files under /etc and /proc): call it in a thread.
     The facts are collected by the same code the agent uses, so an asset
@@ -127,8 +130,9 @@ def backend_entity() -> dict[str, Any]:
     from agent.entity import collect_system  # the agent's collector: one definition of system facts
 
     system = collect_system(strip_networks=True).to_wire()
-    return {"metadata": {"name": socket.gethostname(), "namespace": ""}, "entity_class": "backend",
-            "system": system}
+    return {"metadata": {"name": socket.gethostname(), "namespace": "", "labels": dict(labels or {}),
+                         "annotations": dict(annotations or {})},
+            "entity_class": "backend", "system": system}
 
 
 def select_build(asset: Mapping[str, Any], passes: Sequence[bool]) -> _Build | None:
@@ -187,16 +191,20 @@ class AssetManager:
 
     def __init__(self, cache_dir: str | os.PathLike[str], *, js: JSEngine | None = None, rate: float = 1.39,
                  burst: int = 100, entity: Mapping[str, Any] | None = None, trusted_ca_file: str = "",
-                 insecure_skip_tls_verify: bool = False) -> None:
+                 insecure_skip_tls_verify: bool = False, labels: Mapping[str, str] | None = None,
+                 annotations: Mapping[str, str] | None = None) -> None:
         self._root = Path(cache_dir) / ASSETS_SUBDIR
         self._js = js or JSEngine(max_workers=1)
         self._rate, self._burst = rate, burst
         self._bucket: _TokenBucket | None = None
         self._entity: dict[str, Any] | None = dict(entity) if entity is not None else None
+        self._labels, self._annotations = dict(labels or {}), dict(annotations or {})
         self._locks: dict[str, trio.Lock] = {}
         self._selected: dict[str, _Build | None] = {}
         self._scripts: dict[str, tuple[str, ...]] = {}
         self.stats = {"downloads": 0, "installed": 0, "cache_hits": 0, "failures": 0}
+        #: seconds per download and per unpack (Sensu Go's sensu_go_asset_fetch/expand_duration)
+        self.durations = {"fetch": Summary(), "expand": Summary()}
         # https downloads: the backend's trusted-ca-file and insecure-skip-tls-verify, as Go's fetcher
         self._trusted_ca_file = trusted_ca_file
         self._verify: ssl.SSLContext | bool = not insecure_skip_tls_verify
@@ -209,7 +217,7 @@ class AssetManager:
         of their failures is then an error naming the asset and the reason.
         """
         if self._entity is None:
-            self._entity = await trio.to_thread.run_sync(backend_entity)
+            self._entity = await trio.to_thread.run_sync(backend_entity, self._labels, self._annotations)
         if self._verify is True and self._trusted_ca_file:
             try:
                 self._verify = await trio.to_thread.run_sync(
@@ -300,6 +308,7 @@ class AssetManager:
             logger.info("downloading runtime asset", extra=extra)
             self.stats["downloads"] += 1
             digest = hashlib.sha512()
+            started = time.perf_counter()
             try:
                 async with httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT_S, follow_redirects=True,
                                              verify=self._verify) as client:
@@ -312,11 +321,14 @@ class AssetManager:
                                 await out.write(chunk)
             except httpx.HTTPError as exc:
                 raise AssetError(name, f"fetching {build.url}: {type(exc).__name__}: {exc}") from None
+            self.durations["fetch"].observe(time.perf_counter() - started)
             got = digest.hexdigest()
             if got != build.sha512:
                 raise AssetError(name, f"sha512 mismatch for {build.url}: expected {build.sha512[:16]}..., "
                                        f"got {got[:16]}...; not installed")
+            started = time.perf_counter()
             await trio.to_thread.run_sync(_unpack, name, archive, work / "root")
+            self.durations["expand"].observe(time.perf_counter() - started)
             await trio.to_thread.run_sync(os.rename, work / "root", dest)
             self.stats["installed"] += 1
             logger.info("runtime asset installed", extra={**extra, "path": str(dest)})

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final, Mapping
@@ -37,6 +39,7 @@ from backend.pipeline.filters import (
 from backend.pipeline.jsengine import JSEngine, JSMutatorError, build_event_env
 from backend.resources import keys
 from backend.resources.storage import decode_dict_cached
+from backend.summary import Summary
 from cluster.store import Store
 
 from .execute import env_with, run_command, send_tcp, send_udp
@@ -56,6 +59,16 @@ class PipelineStats:
     silenced: int = 0
     errors: int = 0
     by_handler: dict[str, int] = field(default_factory=dict)
+    #: seconds per event (``pipeline``) and per workflow step (``filter``, ``mutator``, ``handler``) by
+    #: ``(step, status, resource_ref)``, exported as Sensu Go's ``sensu_go_pipeline_*_duration`` summaries
+    durations: dict[tuple[str, str, str], Summary] = field(default_factory=dict)
+
+    def observe(self, step: str, status: str, ref: str, seconds: float) -> None:
+        key = (step, status, ref)
+        summary = self.durations.get(key)
+        if summary is None:
+            summary = self.durations[key] = Summary()
+        summary.observe(seconds)
 
 
 def _names(event: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -136,9 +149,12 @@ class Pipelined:
     async def _worker(self) -> None:
         async for event in self._recv:
             self.stats.events += 1
+            started = time.perf_counter()
             try:
                 await self.handle(event)
+                self.stats.observe("pipeline", "success", "", time.perf_counter() - started)
             except Exception:
+                self.stats.observe("pipeline", "error", "", time.perf_counter() - started)
                 self.stats.errors += 1
                 ns, entity, check = _names(event)
                 logger.exception("pipeline failed", extra={"namespace": ns, "entity": entity, "check": check})
@@ -279,13 +295,17 @@ class Pipelined:
                 logger.info("event is silenced, skipping handler", extra=ctx)
                 self.stats.silenced += 1
                 return
-            if not await self._passes_filters(ns, job.filters, event, ctx):
+            async with self._timed("filter", ",".join(job.filters)):
+                passed = await self._passes_filters(ns, job.filters, event, ctx)
+            if not passed:
                 self.stats.filtered += 1
                 return
-            payload = await self._mutate(ns, job.mutator, event, ctx)
+            async with self._timed("mutator", f"core/v2.Mutator(Name={job.mutator})"):
+                payload = await self._mutate(ns, job.mutator, event, ctx)
             if payload is None:
                 return
-            await self._execute(handler, payload, ctx)
+            async with self._timed("handler", f"core/v2.Handler(Name={hname})"):
+                await self._execute(handler, payload, ctx)
             ran.append(job.label)
             self.stats.handled += 1
             self.stats.by_handler[hname] = self.stats.by_handler.get(hname, 0) + 1
@@ -295,6 +315,17 @@ class Pipelined:
         except Exception as exc:
             self.stats.errors += 1
             logger.error("handler workflow failed: %s", exc, extra=ctx)
+
+    @asynccontextmanager
+    async def _timed(self, step: str, ref: str) -> AsyncIterator[None]:
+        """Time one workflow step; ``error`` when it raised (Sensu Go's status label)."""
+        started = time.perf_counter()
+        status = "error"
+        try:
+            yield
+            status = "success"
+        finally:
+            self.stats.observe(step, status, ref, time.perf_counter() - started)
 
     async def _passes_filters(self, ns: str, filters: tuple[str, ...], event: dict[str, Any],
                               ctx: dict[str, str]) -> bool:
