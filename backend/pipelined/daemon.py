@@ -5,9 +5,15 @@ from the node that processed them, so each event is handled by exactly one
 node. A bounded queue gives backpressure: when it is full the caller waits
 rather than an event being dropped silently. ``pipelined-workers`` tasks drain
 it; handler processes run concurrently up to that bound and never block the
-event loop. Each handler is one workflow, isolated from the others: a failing
-filter, mutator or handler is logged with the event's entity and check and
-does not stop the remaining handlers (the recommended deviation of §6.1).
+event loop.
+
+What runs: every workflow of every ``Pipeline`` resource the event names
+(:func:`pipeline_refs`), and the legacy pipeline of ``check.handlers`` (one
+workflow per handler). Each workflow is isolated from the others: a missing
+resource or a failing filter, mutator or handler is logged with the event's
+entity and check (and the pipeline and workflow) and does not stop the
+remaining workflows (the recommended deviation of §6.1). Handlers, mutators
+and filters with ``runtime_assets`` get them from :mod:`backend.assets`.
 
 Silenced events skip a handler unless it sets ``handle_silenced: true``
 (the behaviour the silencing issue asks for, Sensu 0.28's; Go would only
