@@ -188,7 +188,7 @@ class ApiDispatch:
                         if method in ("GET", "HEAD"):
                             await self.ctx.store.sync_reads()
                         principal = await authenticate(self.ctx.store, request.headers.get("Authorization", ""),
-                                                      keys=self.ctx.jwt_keys)
+                                                      jwt_keys=self.ctx.jwt_keys)
                     resp = await handler(ApiCall(self.ctx, request, principal, route_name), **params)
         except Exception as exc:
             resp = response_for(exc, method=method, path=request.path)
