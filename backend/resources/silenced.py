@@ -116,16 +116,19 @@ class Silenced:
         An entry without expiry expires ``default_s`` seconds after it begins
         (``default-silenced-expiry-time``; 0 keeps it forever, as before 6.12);
         ``expire`` still reads back as -1, because none was asked for. An
-        entry that would expire more than ``max_s`` seconds from ``now``
+        entry that would be in force for more than ``max_s`` seconds
         (``max-silenced-expiry-time-allowed``; 0 = no limit) is refused with a
-        :class:`ValidationError` on ``expire`` naming the limit.
+        :class:`ValidationError` on ``expire`` naming the limit. The time in
+        force counts from ``begin``, or from ``now`` when it has begun, so a
+        maintenance window booked ahead with the default expiry is accepted.
         """
         entry = self
         if not entry.has_expiry and default_s > 0:
             entry = replace(entry, expire_at=entry.begin + int(default_s))
-        if max_s > 0 and entry.has_expiry and entry.expire_at > now + int(max_s):
+        start = max(entry.begin, now)
+        if max_s > 0 and entry.has_expiry and entry.expire_at - start > int(max_s):
             raise ValidationError(
-                "expire", f"the silence would end {entry.expire_at - now}s from now, beyond "
+                "expire", f"the silence would be in force for {entry.expire_at - start}s, beyond "
                           f"max-silenced-expiry-time-allowed ({int(max_s)}s)")
         return entry
 

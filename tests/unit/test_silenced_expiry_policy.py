@@ -25,3 +25,6 @@ def test_an_expiry_beyond_the_maximum_is_refused() -> None:
         entry(expire=3601).with_expiry_policy(1000, default_s=600, max_s=3600)
     with pytest.raises(ValidationError):  # a default beyond the maximum is caught at start-up; here too
         entry().with_expiry_policy(1000, default_s=7200, max_s=3600)
+    # booked ahead: the time in force counts from begin, so the default fits the maximum
+    ahead = entry(begin=5000).with_expiry_policy(1000, default_s=3600, max_s=3600)
+    assert ahead.expire_at == 8600
