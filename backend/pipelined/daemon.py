@@ -306,8 +306,13 @@ class Pipelined:
             if not passed:
                 self.stats.filtered += 1
                 return
-            async with self._timed("mutator", f"core/v2.Mutator(Name={job.mutator})"):
+            started = time.perf_counter()
+            payload: bytes | None = None
+            try:
                 payload = await self._mutate(ns, job.mutator, event, ctx)
+            finally:  # a mutator that failed (None, logged) or raised counts as an error
+                self.stats.observe("mutator", "success" if payload is not None else "error",
+                                   f"core/v2.Mutator(Name={job.mutator})", time.perf_counter() - started)
             if payload is None:
                 return
             async with self._timed("handler", f"core/v2.Handler(Name={hname})"):
