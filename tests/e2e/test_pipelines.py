@@ -9,11 +9,13 @@ agent's ``keepalive-pipelines`` fire when the agent stops.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from tests.harness.agent import (
     AgentProcess,
@@ -107,3 +109,63 @@ async def test_keepalive_pipelines_fire_when_the_agent_stops(tmp_path: Path, sin
     assert events[0]["check"]["status"] == 1
     assert events[0]["entity"]["metadata"]["name"] == "ka-agent"
     assert "No keepalive sent from ka-agent" in events[0]["check"]["output"]
+
+
+async def test_pipeline_workflows_with_tcp_udp_set_handlers_and_mutators(tmp_path: Path, single_node: BackendProcess,
+                                                                       client: httpx.AsyncClient) -> None:
+    """tcp and udp handlers get the mutated bytes; a set runs each member; has_metrics filters."""
+    node = single_node
+    await init_backend(node)
+    api = Api(client, [node])
+    received: dict[str, list[bytes]] = {"tcp": [], "udp": []}
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    tcp_port = listeners[0].socket.getsockname()[1]
+    udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await udp.bind(("127.0.0.1", 0))
+    udp_port = udp.getsockname()[1]
+
+    async def serve_tcp(stream: trio.abc.Stream) -> None:
+        chunks = []
+        async for chunk in stream:
+            chunks.append(chunk)
+        received["tcp"].append(b"".join(chunks))
+
+    async def serve_udp() -> None:
+        while True:
+            data, _ = await udp.recvfrom(65536)
+            received["udp"].append(data)
+
+    member_a, member_b, metrics_only = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "metrics.jsonl"
+    await put_resource(api, "handlers", "to-tcp", {"type": "tcp", "timeout": 10,
+                                                   "socket": {"host": "127.0.0.1", "port": tcp_port}})
+    await put_resource(api, "handlers", "to-udp", {"type": "udp", "timeout": 10,
+                                                   "socket": {"host": "127.0.0.1", "port": udp_port}})
+    for name, path in (("member-a", member_a), ("member-b", member_b), ("rec-metrics", metrics_only)):
+        await put_resource(api, "handlers", name, {"type": "pipe", "command": recorder_command(path)})
+    await put_resource(api, "handlers", "both-members", {"type": "set", "handlers": ["member-a", "member-b"]})
+    await put_resource(api, "pipelines", "delivery", {"workflows": [
+        workflow("raw-tcp", "to-tcp", mutator="only_check_output"),
+        workflow("json-udp", "to-udp"),
+        workflow("fan-out", "both-members", filters=("is_incident",)),
+        workflow("metrics-only", "rec-metrics", filters=("has_metrics",)),
+    ]})
+    body = {"entity": {"metadata": {"name": "sock-entity", "namespace": "default"}, "entity_class": "proxy"},
+            "check": {"metadata": {"name": "sock-check", "namespace": "default"}, "status": 2,
+                      "output": "disk full", "interval": 60, "pipelines": [ref("Pipeline", "delivery")]}}
+    async with trio.open_nursery() as nursery:
+        for listener in listeners:
+            nursery.start_soon(trio.serve_listeners, serve_tcp, [listener])
+        nursery.start_soon(serve_udp)
+        r = await api.request("PUT", "/api/core/v2/namespaces/default/events/sock-entity/sock-check", json=body)
+        assert r is not None and r.status_code in (200, 201), r.text if r is not None else "no answer"
+        await wait_until("tcp, udp and both set members",
+                         lambda: received["tcp"] and received["udp"] and read_events(member_a)
+                         and read_events(member_b), node.log)
+        nursery.cancel_scope.cancel()
+    udp.close()
+    assert received["tcp"] == [b"disk full"]  # only_check_output: the raw output, not JSON
+    sent = json.loads(received["udp"][0])
+    assert sent["check"]["metadata"]["name"] == "sock-check" and sent["check"]["status"] == 2
+    assert read_events(member_a)[0]["check"]["output"] == "disk full"
+    assert read_events(member_b)[0]["entity"]["metadata"]["name"] == "sock-entity"
+    assert read_events(metrics_only) == []  # has_metrics: this event has none
