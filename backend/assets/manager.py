@@ -210,11 +210,11 @@ class AssetManager:
         self._verify: ssl.SSLContext | bool = not insecure_skip_tls_verify
 
     async def start(self) -> None:
-        """Collect the backend entity (if not given) and try to create the cache root.
+        """Collect the backend entity (if not given) and load ``trusted-ca-file``.
 
-        A cache root that cannot be created is a warning, not a start-up
-        failure: only resources that name runtime assets need it, and each
-        of their failures is then an error naming the asset and the reason.
+        The cache root is created on the first install, not here: only
+        resources that name runtime assets need it, and a cache that cannot
+        be written is then an error naming the asset and the reason.
         """
         if self._entity is None:
             self._entity = await trio.to_thread.run_sync(backend_entity, self._labels, self._annotations)
@@ -224,11 +224,6 @@ class AssetManager:
                     lambda: ssl.create_default_context(cafile=self._trusted_ca_file))
             except (OSError, ssl.SSLError) as exc:
                 raise AssetError("trusted-ca-file", f"cannot load {self._trusted_ca_file}: {exc}") from None
-        try:
-            await trio.to_thread.run_sync(lambda: self._root.mkdir(parents=True, exist_ok=True))
-        except OSError as exc:
-            logger.warning("cannot create the runtime asset cache %s: %s; assets cannot be installed",
-                           self._root, exc.strerror or exc)
 
     async def get_all(self, assets: Sequence[Mapping[str, Any]]) -> list[RuntimeAsset]:
         """Install (or find) each asset in order; assets with no matching build are left out."""
