@@ -307,7 +307,9 @@ class AssetManager:
             try:
                 async with httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT_S, follow_redirects=True,
                                              verify=self._verify) as client:
-                    async with client.stream("GET", build.url, headers=dict(build.headers)) as response:
+                    # identity: the sha512 is of the file as published, not of a re-encoded transfer
+                    headers = {"Accept-Encoding": "identity", **build.headers}
+                    async with client.stream("GET", build.url, headers=headers) as response:
                         if response.status_code != 200:
                             raise AssetError(name, f"fetching {build.url}: HTTP {response.status_code}")
                         async with await trio.open_file(archive, "wb") as out:
