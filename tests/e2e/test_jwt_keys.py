@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from tests.harness.agent import ADMIN, init_backend
-from tests.harness.backend import BackendProcess
+from tests.harness.backend import BackendProcess, Cluster, make_cluster_nodes
 
 from .test_run_and_errors import start_and_wait_exit
 
@@ -105,3 +105,28 @@ async def test_key_file_errors_stop_the_start_with_one_line(tmp_path: Path) -> N
     assert result.returncode != 0
     assert "jwt-public-key-file:" in result.stderr and "is not a PEM public key" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_tokens_signed_on_one_node_verify_on_a_node_holding_only_the_public_key(
+        tmp_path: Path, client: httpx.AsyncClient) -> None:
+    private, public, key = write_key_pair(tmp_path, "jwt")
+    signer, verifier = make_cluster_nodes(tmp_path, 2)
+    signer.extra_args += ["--jwt-private-key-file", str(private), "--jwt-public-key-file", str(public)]
+    verifier.extra_args += ["--jwt-public-key-file", str(public)]
+    cluster = Cluster([signer, verifier], client)
+    try:
+        for n in cluster.nodes:
+            n.start()
+        await cluster.wait_healthy(45.0)
+        await init_backend(signer)
+        es_token = (await client.get(f"{signer.api_url}/auth", auth=ADMIN)).json()["access_token"]
+        hs_token = (await client.get(f"{verifier.api_url}/auth", auth=ADMIN)).json()["access_token"]
+        assert json.loads(unb64(es_token.split(".")[0]))["alg"] == "ES256"
+        assert json.loads(unb64(hs_token.split(".")[0]))["alg"] == "HS256"  # verify-only: signs with the secret
+        for node in (signer, verifier):
+            for token in (es_token, hs_token):
+                r = await client.get(f"{node.api_url}/api/core/v2/namespaces",
+                                     headers={"Authorization": f"Bearer {token}"})
+                assert r.status_code == 200, (node.name, r.text)
+    finally:
+        cluster.stop()
