@@ -471,9 +471,10 @@ class Executor:
         return results
 
 
-MAX_EVENT_BYTES: Final = 1_000_000
+MAX_EVENT_BYTES: Final = 16_000_000
 """Largest event payload the agent sends: backends refuse websocket messages over
-1 MiB (and close the connection), so a huge check output is cut to fit instead."""
+16 MiB (and close the connection), so a bigger check output is cut to fit instead.
+Below that the check's own ``max_output_size`` is the limit, as in Sensu Go."""
 
 
 def encode_event(event: Event, limit: int = MAX_EVENT_BYTES) -> bytes | None:

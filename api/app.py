@@ -34,6 +34,7 @@ from .context import ApiContext
 from .errors import CODE_INVALID, ApiError, error_response, json_body, response_for
 from .health import health_payload, version_payload
 from .metrics import ApiMetrics, render
+from .sensu_go_metrics import sensu_go_lines
 from .rbac import require
 from .router import Router, split_raw_path
 
@@ -201,7 +202,8 @@ class ApiDispatch:
                     if not route.public:
                         if needs_fresh_state(method, request.headers):
                             await self.ctx.store.sync_reads()
-                        principal = await authenticate(self.ctx.store, request.headers.get("Authorization", ""))
+                        principal = await authenticate(self.ctx.store, request.headers.get("Authorization", ""),
+                                                      jwt_keys=self.ctx.jwt_keys)
                     resp = await handler(ApiCall(self.ctx, request, principal, route_name), **params)
         except Exception as exc:
             resp = response_for(exc, method=method, path=request.path)
@@ -278,7 +280,8 @@ def create_app(ctx: ApiContext) -> QuartTrio:
             "sensu_raft_has_quorum": ("1 if this node sees a leader and a quorum.", 1 if st.has_quorum else 0),
             "sensu_raft_log_entries": ("Entries in the Raft log since the last dump.", st.log_len),
         }
-        return Response(render(metrics, gauges), content_type="text/plain; version=0.0.4")
+        return Response(render(metrics, gauges, extra=lambda: sensu_go_lines(ctx.services)),
+                        content_type="text/plain; version=0.0.4")
 
     router.add("/health", {"GET": health}, public=True)
     router.add("/version", {"GET": version}, public=True)

@@ -1,7 +1,9 @@
 """Authentication: JWT access/refresh tokens, API keys, and bcrypt passwords.
 
 Tokens are HS256 JWTs signed with a 32-byte secret that ``init`` stores in the
-replicated map, so every node verifies every node's tokens (api.md §3.2).
+replicated map, so every node verifies every node's tokens (api.md §3.2); with
+``jwt-private-key-file``/``jwt-public-key-file`` they are ES256/384/512 signed
+with that key pair instead (:mod:`api.jwtkeys`).
 Each login opens a *session* (a store key under a 12 h lease) holding the
 current refresh token id; refreshing rotates it (6.10 behaviour), logout
 deletes it, and an access token whose session is gone — or whose user is
@@ -32,6 +34,7 @@ from backend.seed import JWT_SECRET_KEY
 from cluster.store import KeyValue, Store
 
 from .errors import CODE_UNAUTHENTICATED, ApiError
+from .jwtkeys import JwtKeyPair
 
 __all__ = [
     "Principal",
@@ -91,15 +94,26 @@ def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign_jwt(claims: dict[str, Any], secret: bytes) -> str:
-    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+def sign_jwt(claims: dict[str, Any], secret: bytes, jwt_keys: JwtKeyPair | None = None) -> str:
+    """HS256 with ``secret``, or ES256/384/512 when ``jwt_keys`` holds a private key."""
+    alg = jwt_keys.algorithm if jwt_keys is not None and jwt_keys.signs else "HS256"
+    header = b64url(json.dumps({"alg": alg, "typ": "JWT"}, separators=(",", ":")).encode())
     payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
-    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    signing_input = f"{header}.{payload}".encode()
+    if jwt_keys is not None and jwt_keys.signs:
+        signature = jwt_keys.sign(signing_input)
+    else:
+        signature = hmac.new(secret, signing_input, hashlib.sha256).digest()
     return f"{header}.{payload}.{b64url(signature)}"
 
 
-def verify_jwt(token: str, secret: bytes, *, now: float | None = None, check_expiry: bool = True) -> dict[str, Any]:
-    """The claims of a valid token; raises ApiError(401 invalid credentials) otherwise."""
+def verify_jwt(token: str, secret: bytes, *, now: float | None = None, check_expiry: bool = True,
+               jwt_keys: JwtKeyPair | None = None) -> dict[str, Any]:
+    """The claims of a valid token; raises ApiError(401 invalid credentials) otherwise.
+
+    HS256 tokens are checked with ``secret``; ES256/384/512 tokens with the
+    public key of ``jwt_keys`` (refused when there is none).
+    """
     bad = ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
     parts = token.split(".")
     if len(parts) != 3:
@@ -110,10 +124,15 @@ def verify_jwt(token: str, secret: bytes, *, now: float | None = None, check_exp
         signature = _unb64url(parts[2])
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: a forged, deeply nested header
         raise bad from None
-    if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
+    if not isinstance(header, dict) or not isinstance(claims, dict):
         raise bad
-    expected = hmac.new(secret, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
-    if not hmac.compare_digest(signature, expected):
+    alg = header.get("alg")
+    signing_input = f"{parts[0]}.{parts[1]}".encode()
+    if alg == "HS256":
+        expected = hmac.new(secret, signing_input, hashlib.sha256).digest()
+        if not hmac.compare_digest(signature, expected):
+            raise bad
+    elif jwt_keys is None or not isinstance(alg, str) or not jwt_keys.verify(signing_input, signature, alg):
         raise bad
     exp = claims.get("exp")
     if check_expiry and (not isinstance(exp, (int, float)) or exp <= (now if now is not None else time.time())):
@@ -122,10 +141,10 @@ def verify_jwt(token: str, secret: bytes, *, now: float | None = None, check_exp
 
 
 _VERIFIED_MAX = 4096
-_verified: dict[tuple[str, bytes], dict[str, Any]] = {}
+_verified: dict[tuple[str, bytes, int], dict[str, Any]] = {}
 
 
-def _verify_jwt_cached(token: str, secret: bytes) -> dict[str, Any]:
+def _verify_jwt_cached(token: str, secret: bytes, jwt_keys: JwtKeyPair | None = None) -> dict[str, Any]:
     """:func:`verify_jwt`, with the signature checked once per token and secret.
 
     Why: a client sends the same token with every request for its lifetime,
@@ -134,10 +153,10 @@ def _verify_jwt_cached(token: str, secret: bytes) -> dict[str, Any]:
     read on every request); a new secret misses the cache. Only valid tokens
     are remembered, so forged ones cannot fill it.
     """
-    ident = (token, secret)
+    ident = (token, secret, id(jwt_keys))
     claims = _verified.get(ident)
     if claims is None:
-        claims = verify_jwt(token, secret, check_expiry=False)
+        claims = verify_jwt(token, secret, check_expiry=False, jwt_keys=jwt_keys)
         if len(_verified) >= _VERIFIED_MAX:
             _verified.clear()
         _verified[ident] = claims
@@ -212,7 +231,8 @@ def _groups(user: User) -> list[str]:
     return groups
 
 
-async def _mint(store: Store, user: User, session_id: str, issuer: str, refresh_jti: str) -> TokenPair:
+async def _mint(store: Store, user: User, session_id: str, issuer: str, refresh_jti: str,
+                jwt_keys: JwtKeyPair | None) -> TokenPair:
     secret = await jwt_secret(store)
     now = int(time.time())
     access = sign_jwt({
@@ -225,33 +245,34 @@ async def _mint(store: Store, user: User, session_id: str, issuer: str, refresh_
         "provider": {"provider_id": "basic", "provider_type": "", "user_id": user.username},
         "api_key": False,
         "session_id": session_id,
-    }, secret)
+    }, secret, jwt_keys)
     refresh = sign_jwt({
         "sub": user.username,
         "jti": refresh_jti,
         "iat": now,
         "exp": now + REFRESH_TTL_S,
         "session_id": session_id,
-    }, secret)
+    }, secret, jwt_keys)
     return TokenPair(access, now + ACCESS_TTL_S, refresh)
 
 
-async def open_session(store: Store, user: User, issuer: str) -> TokenPair:
+async def open_session(store: Store, user: User, issuer: str, *, jwt_keys: JwtKeyPair | None = None) -> TokenPair:
     """A new login: a session under a lease, and its first token pair."""
     session_id = secrets.token_hex(16)
     jti = secrets.token_hex(16)
     lease = await store.grant_lease(REFRESH_TTL_S)
     await store.put(session_key(session_id), encode_dict({"user": user.username, "refresh_jti": jti}), lease=lease)
-    return await _mint(store, user, session_id, issuer, jti)
+    return await _mint(store, user, session_id, issuer, jti, jwt_keys)
 
 
-async def refresh_session(store: Store, access_token: str, refresh_token: str, issuer: str) -> TokenPair:
+async def refresh_session(store: Store, access_token: str, refresh_token: str, issuer: str, *,
+                          jwt_keys: JwtKeyPair | None = None) -> TokenPair:
     """Rotate the refresh token; presenting an old one ends the session (6.10)."""
     secret = await jwt_secret(store)
     unauthorized = ApiError(401, "Unauthorized", CODE_UNAUTHENTICATED, plain=True)
-    access = verify_jwt(access_token, secret, check_expiry=False)
+    access = verify_jwt(access_token, secret, check_expiry=False, jwt_keys=jwt_keys)
     try:
-        refresh = verify_jwt(refresh_token, secret)
+        refresh = verify_jwt(refresh_token, secret, jwt_keys=jwt_keys)
     except ApiError:
         raise unauthorized from None
     if access.get("sub") != refresh.get("sub") or access.get("session_id") != refresh.get("session_id"):
@@ -273,22 +294,22 @@ async def refresh_session(store: Store, access_token: str, refresh_token: str, i
         await store.update(session_key(session_id), encode_dict(new), mod_revision=kv.mod_revision, lease=kv.lease)
     except Exception as exc:  # concurrent refresh with the same token: treat as replay
         raise unauthorized from exc
-    return await _mint(store, user, session_id, issuer, jti)
+    return await _mint(store, user, session_id, issuer, jti, jwt_keys)
 
 
-async def close_session(store: Store, access_token: str) -> None:
+async def close_session(store: Store, access_token: str, *, jwt_keys: JwtKeyPair | None = None) -> None:
     secret = await jwt_secret(store)
-    claims = verify_jwt(access_token, secret, check_expiry=False)
+    claims = verify_jwt(access_token, secret, check_expiry=False, jwt_keys=jwt_keys)
     session_id = str(claims.get("session_id", ""))
     if session_id:
         await store.delete(session_key(session_id))
 
 
-async def authenticate(store: Store, authorization: str) -> Principal:
+async def authenticate(store: Store, authorization: str, *, jwt_keys: JwtKeyPair | None = None) -> Principal:
     """``Authorization: Bearer <jwt>`` or ``Key <api key>``; anything else is a 401."""
     if authorization.startswith("Bearer "):
         secret = await jwt_secret(store)
-        claims = _verify_jwt_cached(authorization[7:].strip(), secret)
+        claims = _verify_jwt_cached(authorization[7:].strip(), secret, jwt_keys)
         username = str(claims.get("sub", ""))
         session_id = str(claims.get("session_id", ""))
         if not session_id or await store.get(session_key(session_id)) is None:

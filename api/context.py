@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.config import BackendConfig
+from api.jwtkeys import JwtKeyPair
 from cluster.membership import Member
 from cluster.store import Store
 
@@ -19,5 +20,7 @@ class ApiContext:
     node_name: str
     initial_members: list[Member]
     cluster_id: int
+    #: ``jwt-*-key-file`` keys, loaded at start-up; None: HS256 with the stored secret only
+    jwt_keys: JwtKeyPair | None = None
     #: free-form per-node services the API may use (bus, metrics registry, ...)
     services: dict[str, Any] = field(default_factory=dict)

@@ -84,6 +84,19 @@ _EXTERNAL = (
     "not supported by this backend (the replicated store is always embedded; "
     "there is no external etcd)"
 )
+_NO_CLIENT_PORT = (
+    "not supported by this backend (there is no etcd client port or etcd client: "
+    "the store is reached only through this backend's API)"
+)
+_WRITE_TIMEOUT = (
+    "not supported by this backend (its HTTP server has no per-response write timeout; "
+    "slow clients are bounded by keep-alive and shutdown timeouts)"
+)
+_REQUEST_BYTES = (
+    "not supported by this backend (the Raft log carries entries of any size in chunks; "
+    "sizes are bounded by api-request-limit and the 16 MiB agent message limit)"
+)
+_QUOTA = "not supported by this backend (the replicated store has no size quota)"
 
 
 def _o(key: str, kind: Kind, default: Any, group: Group, help: str, **kw: Any) -> Option:
@@ -124,14 +137,15 @@ OPTIONS: tuple[Option, ...] = (
     _o("api-serve-wait-time", "duration", 0.0, "general",
        "wait time before serving the API after startup", **_NON_NEGATIVE),
     _o("api-write-timeout", "duration", 15.0, "general",
-       "maximum duration before timing out writes of responses", **_NON_NEGATIVE),
+       "maximum duration before timing out writes of responses", unsupported=_WRITE_TIMEOUT, **_NON_NEGATIVE),
     _o("assets-burst-limit", "int", 100, "general", "asset fetch burst limit", **_NON_NEGATIVE),
     _o("assets-rate-limit", "float", 1.39, "general",
        "maximum number of assets fetched per second", **_NON_NEGATIVE),
     _o("dashboard-cert-file", "str", "", "general", "dashboard TLS certificate in PEM format"),
     _o("dashboard-key-file", "str", "", "general", "dashboard TLS certificate key in PEM format"),
     _o("dashboard-write-timeout", "duration", 15.0, "general",
-       "maximum duration before timing out writes of dashboard responses", **_NON_NEGATIVE),
+       "maximum duration before timing out writes of dashboard responses", unsupported=_WRITE_TIMEOUT,
+       **_NON_NEGATIVE),
     _o("default-silenced-expiry-time", "duration", _DAY, "general",
        "expiry of silences created without one", **_NON_NEGATIVE),
     _o("disable-platform-metrics", "bool", False, "general", "disable platform metrics logging"),
@@ -165,7 +179,7 @@ OPTIONS: tuple[Option, ...] = (
        "platform metrics logging interval", **_NON_NEGATIVE),
     # --- store (5.0) -----------------------------------------------------------
     _o("etcd-advertise-client-urls", "strlist", ("http://localhost:2379",), "store",
-       "list of this member's client URLs to advertise to the rest of the cluster."),
+       "list of this member's client URLs to advertise to the rest of the cluster.", unsupported=_NO_CLIENT_PORT),
     _o("etcd-cert-file", "str", "", "store", "path to the client server TLS cert file", unsupported=_CLIENT_TLS),
     _o("etcd-client-cert-auth", "bool", False, "store", "enable client cert authentication", unsupported=_CLIENT_TLS),
     _o("etcd-initial-advertise-peer-urls", "strlist", ("http://127.0.0.1:2380",), "store",
@@ -178,7 +192,7 @@ OPTIONS: tuple[Option, ...] = (
        "initial cluster token for the etcd cluster during bootstrap"),
     _o("etcd-key-file", "str", "", "store", "path to the client server TLS key file", unsupported=_CLIENT_TLS),
     _o("etcd-listen-client-urls", "strlist", ("http://127.0.0.1:2379",), "store",
-       "list of URLs to listen on for client traffic"),
+       "list of URLs to listen on for client traffic", unsupported=_NO_CLIENT_PORT),
     _o("etcd-listen-peer-urls", "strlist", ("http://127.0.0.1:2380",), "store",
        "list of URLs to listen on for peer traffic"),
     _o("etcd-name", "str", "default", "store", "human-readable name for this member"),
@@ -193,9 +207,11 @@ OPTIONS: tuple[Option, ...] = (
     _o("etcd-cipher-suites", "strlist", (), "store", "list of ciphers to use for etcd TLS configuration",
        unsupported=_PEER_TLS),
     _o("etcd-client-log-level", "str", "error", "store",
-       "etcd client logging level [panic, fatal, error, warn, info, debug]", choices=LOG_LEVELS),
+       "etcd client logging level [panic, fatal, error, warn, info, debug]", choices=LOG_LEVELS,
+       unsupported=_NO_CLIENT_PORT),
     _o("etcd-client-urls", "strlist", (), "store",
-       "client URLs to use when operating as an etcd client (default: the advertise client URLs)"),
+       "client URLs to use when operating as an etcd client (default: the advertise client URLs)",
+       unsupported=_NO_CLIENT_PORT),
     _o("etcd-discovery", "str", "", "store", "discovery URL used to bootstrap the cluster", unsupported=_DISCOVERY),
     _o("etcd-discovery-srv", "str", "", "store", "DNS SRV domain used to bootstrap the cluster",
        unsupported=_DISCOVERY),
@@ -206,8 +222,10 @@ OPTIONS: tuple[Option, ...] = (
     _o("etcd-log-level", "str", "", "store",
        "store logging level [panic, fatal, error, warn, info, debug] (default: log-level)",
        choices=("",) + LOG_LEVELS),
-    _o("etcd-max-request-bytes", "int", 1572864, "store", "maximum store request size in bytes", **_POSITIVE),
-    _o("etcd-quota-backend-bytes", "int", 4294967296, "store", "maximum store size in bytes", **_NON_NEGATIVE),
+    _o("etcd-max-request-bytes", "int", 1572864, "store", "maximum store request size in bytes",
+       unsupported=_REQUEST_BYTES, **_POSITIVE),
+    _o("etcd-quota-backend-bytes", "int", 4294967296, "store", "maximum store size in bytes",
+       unsupported=_QUOTA, **_NON_NEGATIVE),
     _o("etcd-unsafe-no-fsync", "bool", False, "store", "disables fsync, unsafe, may cause data loss"),
     # --- ours ------------------------------------------------------------------
     _o("debug-listen-address", "str", "127.0.0.1:6060", "general",
@@ -542,6 +560,8 @@ def _cross_check(layers: Layers) -> None:
     if value("store-fsync") and value("etcd-unsafe-no-fsync") and layers.sources["store-fsync"] != DEFAULT_SOURCE:
         err(pick("store-fsync", "etcd-unsafe-no-fsync"),
             "store-fsync and etcd-unsafe-no-fsync contradict each other; set only one")
+    if value("jwt-private-key-file") and not value("jwt-public-key-file"):
+        err("jwt-private-key-file", "jwt-public-key-file is required when jwt-private-key-file is set")
     if value("max-silenced-expiry-time-allowed") and value("default-silenced-expiry-time") > value(
         "max-silenced-expiry-time-allowed"
     ):

@@ -26,6 +26,8 @@ from api.context import ApiContext
 from api.dashboard import create_dashboard_app
 from api.debug import create_debug_app
 from api.health import health_payload
+from api.jwtkeys import JwtKeyError, load_jwt_keys
+from api.sensu_go_metrics import sensu_go_lines
 from cluster.errors import CompareFailedError, StoreError
 from cluster.membership import (
     Member,
@@ -39,13 +41,16 @@ from cluster.peer_tls import PeerTLS
 from cluster.store import Store, open_store
 
 from .agentd import AdhocExecutor, Agentd, AgentListenError
+from .assets import AssetError, AssetManager
 from .config import BackendConfig
 from .config_values import DEFAULT_SOURCE
+from .eventd.eventlog import EventLog, EventLogError, EventLogHook
 from .eventd.process import RecordingPipelineHook, process_event
 from .eventd.ttl import TTLMonitor
 from .keepalived import Keepalived
-from .logging import configure_logging, stop_logging
+from .logging import configure_logging, level_from_sensu, stop_logging
 from .pipelined import Pipelined
+from .platformmetrics import PlatformMetricsLog
 from .schedulerd.daemon import Schedulerd
 
 __all__ = ["run", "serve_node", "raft_settings", "StartupError"]
@@ -57,6 +62,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_HEARTBEAT_S = 0.05
 DEFAULT_ELECTION_S = 0.4
 GRACE_S = 5.0
+#: Loggers of the replicated store, set to ``etcd-log-level`` (Sensu's level for its embedded etcd).
+STORE_LOGGERS: Final = ("cluster", "pysyncobj")
 
 
 class StartupError(Exception):
@@ -146,8 +153,14 @@ def _bind(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-async def _serve_http(nursery: trio.Nursery, app: Any, bind: str, flag: str, **tls: str) -> None:
-    """Bind first (so a taken port is a one-line error naming the flag), then serve."""
+async def _serve_http(nursery: trio.Nursery, app: Any, bind: str, flag: str, *, wait: float = 0.0,
+                      **tls: str) -> None:
+    """Bind first (so a taken port is a one-line error naming the flag), then serve.
+
+    ``wait`` (``api-serve-wait-time``) holds serving back that long after the
+    socket is bound: clients queue in the listen backlog meanwhile, as with
+    Go's delayed ``Serve``, while the rest of the node starts.
+    """
     config = _hypercorn_config(bind, **tls)
     try:
         sockets = config.create_sockets()
@@ -158,8 +171,16 @@ async def _serve_http(nursery: trio.Nursery, app: Any, bind: str, flag: str, **t
         raise StartupError(f"{flag}: cannot listen on {bind}: {exc.strerror or exc}") from exc
     except Exception as exc:  # bad TLS files surface here too
         raise StartupError(f"{flag}: cannot serve on {bind}: {exc}") from exc
-    await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config,
-                                sockets=sockets))
+    serve = partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config, sockets=sockets)
+    if wait > 0:
+        async def serve_later() -> None:
+            await trio.sleep(wait)
+            logger.info("serving after %s (%.1fs)", "api-serve-wait-time", wait, extra={"address": bind})
+            await serve()
+
+        nursery.start_soon(serve_later)
+        return
+    await nursery.start(serve)
 
 
 async def _register_members(store: Store, settings: RaftSettings) -> None:
@@ -193,19 +214,25 @@ async def serve_node(config: BackendConfig, *, task_status: trio.TaskStatus[None
 
 async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Store,
                       task_status: trio.TaskStatus[None]) -> None:
+    try:
+        jwt_keys = await trio.to_thread.run_sync(load_jwt_keys, config.jwt_private_key_file,
+                                                 config.jwt_public_key_file)
+    except JwtKeyError as exc:
+        raise StartupError(str(exc)) from exc
     ctx = ApiContext(
         store=store,
         config=config,
         node_name=settings.name,
         initial_members=list(settings.members),
         cluster_id=settings.cluster_id,
+        jwt_keys=jwt_keys,
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_register_members, store, settings)
         await _start_agent_daemons(nursery, config, settings, store, ctx)
         api_app = create_app(ctx)
         await _serve_http(
-            nursery, api_app, config.api_listen_address, "api-listen-address",
+            nursery, api_app, config.api_listen_address, "api-listen-address", wait=config.api_serve_wait_time,
             cert=config.cert_file, key=config.key_file, ca=config.trusted_ca_file,
         )
         await _serve_http(
@@ -220,8 +247,15 @@ async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Stor
         )
         gc.freeze()  # what startup built lives as long as the node: full collections need not walk it
         task_status.started()
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
+                if signum == signal.SIGHUP:  # logrotate: reopen the event log by name
+                    event_log = ctx.services.get("event_log")
+                    logger.info("received SIGHUP; reopening the event log" if event_log else
+                                "received SIGHUP; nothing to reopen", extra={"node": settings.name})
+                    if event_log is not None:
+                        event_log.reopen_nowait()
+                    continue
                 logger.warning("received %s, stopping", signal.Signals(signum).name, extra={"node": settings.name})
                 nursery.cancel_scope.cancel()
                 break
@@ -235,10 +269,28 @@ async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, set
     Processed events reach pipelined through the eventd hook, which also
     records handled incidents in the store (backend/eventd/process.py).
     """
+    assets = AssetManager(config.cache_dir, rate=config.assets_rate_limit, burst=config.assets_burst_limit,
+                          trusted_ca_file=config.trusted_ca_file,
+                          insecure_skip_tls_verify=config.insecure_skip_tls_verify, labels=config.labels,
+                          annotations=config.annotations)
     pipelined = Pipelined(store, workers=config.pipelined_workers, buffer=config.pipelined_buffer_size,
-                          node=settings.name)
-    await nursery.start(pipelined.run)
-    hook = RecordingPipelineHook(store, node=settings.name, forward=pipelined)
+                          node=settings.name, assets=assets)
+    try:
+        await nursery.start(pipelined.run)
+    except AssetError as exc:  # only the CA file can fail here: it names the setting
+        raise StartupError(f"{exc.asset}: {exc.reason}") from exc
+    forward: Any = pipelined
+    if config.event_log_file:
+        event_log = EventLog(config.event_log_file, buffer_size=config.event_log_buffer_size,
+                             buffer_wait=config.event_log_buffer_wait,
+                             parallel_encoders=config.event_log_parallel_encoders)
+        try:
+            await nursery.start(event_log.run)
+        except EventLogError as exc:
+            raise StartupError(str(exc)) from exc
+        ctx.services.update(event_log=event_log)
+        forward = EventLogHook(event_log, pipelined)
+    hook = RecordingPipelineHook(store, node=settings.name, forward=forward)
     keepalived = Keepalived(store, node=settings.name, pipeline_hook=hook,
                             deregistration_handler=config.deregistration_handler,
                             workers=config.keepalived_workers, buffer_size=config.keepalived_buffer_size)
@@ -258,7 +310,12 @@ async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, set
         await nursery.start(agentd.run)
     except AgentListenError as exc:
         raise StartupError(str(exc)) from exc
-    ctx.services.update(pipelined=pipelined, keepalived=keepalived, agentd=agentd, pipeline_hook=hook,
+    if not config.disable_platform_metrics and config.platform_metrics_logging_interval > 0:
+        platform_log = PlatformMetricsLog(config.platform_metrics_log_file, config.platform_metrics_logging_interval,
+                                          lambda: sensu_go_lines(ctx.services))
+        await nursery.start(platform_log.run)
+        ctx.services.update(platform_metrics=platform_log)
+    ctx.services.update(pipelined=pipelined, keepalived=keepalived, agentd=agentd, pipeline_hook=hook, assets=assets,
                         schedulerd=schedulerd, ttl=ttl_monitor)
 
 
@@ -278,7 +335,11 @@ GC_THRESHOLDS: Final = (50_000, 20, 100)
 
 def run(config: BackendConfig) -> int:
     """Run the node until SIGTERM/SIGINT; returns the process exit code."""
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, millisecond_timestamps=config.log_millisecond_timestamps)
+    # etcd-log-level: the replicated store's own loggers (ours and pysyncobj's), log-level when unset
+    store_level = level_from_sensu(config.effective_etcd_log_level)
+    for name in STORE_LOGGERS:
+        logging.getLogger(name).setLevel(store_level)
     gc.set_threshold(*GC_THRESHOLDS)
     failure: list[str] = []
     try:

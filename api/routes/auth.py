@@ -57,7 +57,7 @@ async def login(call: ApiCall) -> Response:
     user = await check_password(call.store, *creds)
     if user is None:
         raise UNAUTHORIZED
-    pair = await open_session(call.store, user, _issuer(call))
+    pair = await open_session(call.store, user, _issuer(call), jwt_keys=call.ctx.jwt_keys)
     return json_body(pair.to_wire())
 
 
@@ -81,14 +81,14 @@ async def _refresh_token_from_body(call: ApiCall) -> str:
 async def token(call: ApiCall) -> Response:
     access = _bearer(call)
     refresh = await _refresh_token_from_body(call)
-    pair = await refresh_session(call.store, access, refresh, _issuer(call))
+    pair = await refresh_session(call.store, access, refresh, _issuer(call), jwt_keys=call.ctx.jwt_keys)
     return json_body(pair.to_wire())
 
 
 async def logout(call: ApiCall) -> Response:
     access = _bearer(call)
     try:
-        await close_session(call.store, access)
+        await close_session(call.store, access, jwt_keys=call.ctx.jwt_keys)
     except ApiError:
         raise UNAUTHORIZED from None
     return Response("", status=200)

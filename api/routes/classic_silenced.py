@@ -98,7 +98,7 @@ async def _authenticate(call: ApiCall) -> Principal:
         return Principal(user.username, _groups(user))
     if header.startswith(("Bearer ", "Key ")):
         try:
-            return await authenticate(call.store, header)
+            return await authenticate(call.store, header, jwt_keys=call.ctx.jwt_keys)
         except ApiError as exc:
             if exc.status == 401:
                 raise _Halt(401, REALM_HEADER) from None

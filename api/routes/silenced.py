@@ -105,7 +105,11 @@ class SilencedCrud(Crud):
     def prepare(self, call: ApiCall, obj: Any) -> Any:
         """Validate, then the §2.9 defaults: computed name, ``begin``, ``expire_at``, ``creator``."""
         obj.validate()
-        entry: Silenced = obj.with_defaults(now_s(), call.username)
+        now = now_s()
+        entry: Silenced = obj.with_defaults(now, call.username)
+        config = call.ctx.config
+        entry = entry.with_expiry_policy(now, default_s=config.default_silenced_expiry_time,
+                                         max_s=config.max_silenced_expiry_time_allowed)
         if entry.expire_at > INT64_MAX:
             raise ValidationError("expire", "is too large: begin + expire must fit in an int64")
         entry.metadata.created_by = call.username

@@ -97,6 +97,13 @@ class Fanout:
     def sessions(self) -> list[Session]:
         return list(self._by_agent.values())
 
+    def sessions_by_namespace(self) -> dict[str, int]:
+        """Connected agents per namespace on this node (Sensu Go's ``sensu_go_agent_sessions``)."""
+        counts: dict[str, int] = {}
+        for namespace, _ in self._by_agent:
+            counts[namespace] = counts.get(namespace, 0) + 1
+        return counts
+
     def subscribers(self, namespace: str, subscription: str) -> int:
         return len(self._by_subscription.get((namespace, subscription), ()))
 

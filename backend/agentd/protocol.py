@@ -13,9 +13,15 @@ socket.
 * **Framing** (§1.5): one binary WebSocket message is ``<type>\\n<payload>``.
 * **Messages** (§1.6): ``keepalive`` and ``event`` come in; ``check_request``
   and ``entity_config`` go out. Anything else inbound is a
-  :class:`ProtocolError`, which closes that one connection (the issue
-  overrides the spec's "log and ignore" for unknown types: a peer that sends
-  garbage is not an agent we can trust to be in sync).
+  :class:`ProtocolError`: the session logs it (agent, type, reason) and drops
+  that one message, as Sensu Go does, so one bad message from a newer or
+  buggy agent never costs its other results.
+* **Size** (:data:`MAX_MESSAGE_BYTES`): Sensu Go sets no read limit on the
+  agent socket and leaves the size of results to ``max_output_size``; we cap
+  a message at 16 MiB (the same cap the agent applies to what it receives), so
+  a 2 MB check output is stored whole while one agent still cannot make the
+  backend buffer an unbounded message. A bigger message closes the
+  connection (WebSocket 1009): it cannot be dropped without being read.
 
 Every error is a :class:`ProtocolError` whose ``reason`` is a short human
 text, used both in the log line and as the WebSocket close reason.
@@ -76,8 +82,10 @@ MSG_CHECK_REQUEST: Final = "check_request"
 MSG_ENTITY_CONFIG: Final = "entity_config"
 INBOUND_TYPES: Final = frozenset({MSG_KEEPALIVE, MSG_EVENT})
 
-#: Largest inbound message accepted; a bigger one closes the connection (1009).
-MAX_MESSAGE_BYTES: Final = 1 << 20
+#: Largest inbound message accepted; a bigger one closes the connection (1009). Sensu Go has
+#: no limit (results are bounded by the check's ``max_output_size``); 16 MiB keeps multi-MB
+#: outputs working while bounding what one agent can make a node buffer (docs/agents.md).
+MAX_MESSAGE_BYTES: Final = 16 << 20
 #: Largest HTTP request head (request line + headers) accepted on the agent port.
 MAX_HEAD_BYTES: Final = 16 * 1024
 

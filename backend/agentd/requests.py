@@ -31,7 +31,7 @@ from typing import Any, Final, Sequence
 
 import trio
 
-from backend.resources import Asset, CheckConfig, HookConfig, keys
+from backend.resources import Asset, CheckConfig, HookConfig, ValidationError, keys
 from backend.resources.storage import decode, encode_dict
 from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError
@@ -46,6 +46,7 @@ __all__ = [
     "load_check_request",
     "parse_check_request_key",
     "publish_check_request",
+    "select_assets",
 ]
 
 logger = logging.getLogger(__name__)
@@ -144,30 +145,59 @@ async def publish_check_request(store: Store, namespace: str, subscription: str,
 
 
 def build_check_request(check: CheckConfig, *, issued: int, assets: list[Asset] | None = None,
-                        hooks: list[HookConfig] | None = None) -> dict[str, Any]:
-    """The ``check_request`` body for ``check`` (runtime.md §1.6)."""
+                        hooks: list[HookConfig] | None = None,
+                        hook_assets: dict[str, list[Asset]] | None = None) -> dict[str, Any]:
+    """The ``check_request`` body for ``check`` (runtime.md §1.6).
+
+    ``hook_assets`` maps a hook name to its assets; on the wire each value is
+    an asset list object ``{"assets": [...]}``, as Go's ``map[string]*AssetList``.
+    """
     return {
         "config": check.to_wire(),
         "assets": [a.to_wire() for a in assets or ()],
         "hooks": [h.to_wire() for h in hooks or ()],
         "issued": issued,
-        "hook_assets": {},
+        "hook_assets": {name: {"assets": [a.to_wire() for a in found]} for name, found in (hook_assets or {}).items()},
         "secrets": None,
     }
 
 
+def select_assets(available: list[Asset], wanted: Sequence[str]) -> tuple[list[Asset], list[str]]:
+    """The assets a ``runtime_assets`` list selects, and the entries that selected nothing.
+
+    As Sensu Go's ``assetIsRelevant``: an entry selects **every** asset whose
+    name starts with it (``sensu/`` selects all of that namespace's
+    ``sensu/...`` assets), in the store's (name) order, each asset once.
+    """
+    selected = [a for a in available if any(a.metadata.name.startswith(w) for w in wanted)]
+    unmatched = [w for w in wanted if not any(a.metadata.name.startswith(w) for a in available)]
+    return selected, unmatched
+
+
+async def _namespace_assets(store: Store, namespace: str) -> list[Asset]:
+    """Every asset of ``namespace``, sorted by name (one range read; undecodable ones skipped)."""
+    result = await store.range(keys.prefix_for("assets", namespace))
+    out = []
+    for kv in result.items:
+        try:
+            out.append(decode(Asset, kv.value))
+        except (ValidationError, ValueError) as exc:  # one unreadable asset must not stop every request
+            logger.error("cannot decode a stored asset: %s", exc, extra={"namespace": namespace, "key": kv.key})
+    out.sort(key=lambda a: a.metadata.name)
+    return out
+
+
 async def load_check_request(store: Store, namespace: str, check: CheckConfig, *, issued: int) -> dict[str, Any]:
-    """:func:`build_check_request` with the check's runtime assets and hooks read
-    from the store; missing ones are logged and left out (the agent reports
-    a missing hook itself, §2.5)."""
-    assets: list[Asset] = []
-    for name in check.runtime_assets or ():
-        kv = await store.get(keys.key_for("assets", namespace, name))
-        if kv is None:
-            logger.warning("check request names a missing asset", extra={
-                "namespace": namespace, "check": check.metadata.name, "asset": name})
-            continue
-        assets.append(decode(Asset, kv.value))
+    """:func:`build_check_request` with the check's runtime assets, hooks and hook assets read
+    from the store.
+
+    ``runtime_assets`` entries select by name prefix (:func:`select_assets`);
+    an entry that selects nothing is logged (warning, naming the check and
+    the entry) and the request still goes out, as in Go. Each hook named by
+    ``check_hooks`` is sent once; a hook with ``runtime_assets`` gets its own
+    list in ``hook_assets``. Missing hooks are left out (the agent reports a
+    missing hook itself, §2.5).
+    """
     hooks: list[HookConfig] = []
     seen: set[str] = set()
     for hook_list in check.check_hooks or ():
@@ -178,4 +208,19 @@ async def load_check_request(store: Store, namespace: str, check: CheckConfig, *
             kv = await store.get(keys.key_for("hooks", namespace, name))
             if kv is not None:
                 hooks.append(decode(HookConfig, kv.value))
-    return build_check_request(check, issued=issued, assets=assets, hooks=hooks)
+    wants_assets = bool(check.runtime_assets) or any(h.runtime_assets for h in hooks)
+    available = await _namespace_assets(store, namespace) if wants_assets else []
+    assets, unmatched = select_assets(available, check.runtime_assets or ())
+    for entry in unmatched:
+        logger.warning("check runtime_assets entry %r selects no asset", entry, extra={
+            "namespace": namespace, "check": check.metadata.name, "asset": entry})
+    hook_assets: dict[str, list[Asset]] = {}
+    for hook in hooks:
+        if not hook.runtime_assets:
+            continue
+        found, unmatched = select_assets(available, hook.runtime_assets)
+        for entry in unmatched:
+            logger.warning("hook runtime_assets entry %r selects no asset", entry, extra={
+                "namespace": namespace, "check": check.metadata.name, "hook": hook.metadata.name, "asset": entry})
+        hook_assets[hook.metadata.name] = found
+    return build_check_request(check, issued=issued, assets=assets, hooks=hooks, hook_assets=hook_assets)

@@ -7,9 +7,10 @@ bounded queue. Shared things (store, fanout, keepalived, counters) live in one
 :class:`SessionServices` per node, not per session.
 
 Inbound (runtime.md §1.6): each message is parsed and validated by
-:mod:`.protocol`; a malformed frame, bad JSON, an invalid event, an unknown
-type or an oversized message **closes this connection** with a log line
-naming the agent and the reason (policy close 1008, or 1009 for size). Valid
+:mod:`.protocol`; a malformed frame, bad JSON, an invalid event or an
+unknown type is **logged and dropped** (agent, type, reason) and the session
+goes on, as in Sensu Go. Only an oversized message closes the connection
+(1009: it cannot be skipped without reading it). Valid
 messages are handed to bounded worker pools (:mod:`.workers`), waiting at
 most ``agent-write-timeout`` for room: keepalives go to keepalived, events to
 :func:`backend.eventd.process.process_valid_event` and then the pipeline
@@ -100,7 +101,7 @@ class SessionServices:
     stats: dict[str, int] = field(default_factory=lambda: {
         "sessions_opened": 0, "sessions_closed": 0, "keepalives": 0, "events": 0, "events_rejected": 0,
         "protocol_errors": 0, "too_big": 0, "requests_sent": 0, "dropped": 0, "write_timeouts": 0,
-        "busy_drops": 0, "store_errors": 0,
+        "busy_drops": 0, "store_errors": 0, "event_bytes_count": 0, "event_bytes_sum": 0,
     })
 
 
@@ -259,17 +260,25 @@ class Session:
                                    extra=self._extra)
                 return
             received_at = time.time()
+            stats["event_bytes_count"] += 1
+            stats["event_bytes_sum"] += len(data)
+            msg_type = ""
             try:
                 frame = parse_frame(data)
+                msg_type = frame.type
                 if frame.type not in INBOUND_TYPES:
                     raise ProtocolError(f"unknown message type {frame.type!r}")
                 event = validate_agent_event(frame.type, decode_payload(frame), namespace=self.namespace,
                                              agent_name=self.agent_name)
             except ProtocolError as exc:
+                # Sensu Go logs a message it cannot handle and goes on with the session: one
+                # bad message (a newer agent's type, a buggy plugin's event) must not cost the
+                # agent its connection and every result queued behind it.
                 stats["protocol_errors"] += 1
-                logger.warning("closing agent connection: %s", exc.reason, extra=self._extra)
-                self._close = (CLOSE_POLICY, exc.reason)
-                return
+                logger.warning("dropping invalid message from agent: %s", exc.reason,
+                               extra={**self._extra, "agent": self.agent_name, "type": msg_type[:64],
+                                      "reason": exc.reason})
+                continue
             if not await self._handle(frame.type, event, received_at):
                 return
 

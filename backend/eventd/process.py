@@ -120,10 +120,14 @@ class RecordingPipelineHook:
         self._lease = 0
         self._lease_at = -1e9
         self._lock = trio.Lock()
-        self.stats = {"events": 0, "recorded": 0}
+        self.stats = {"events": 0, "recorded": 0, "events_check": 0, "events_metrics": 0}
 
     async def __call__(self, event: dict[str, Any]) -> None:
         self.stats["events"] += 1
+        if event.get("check"):  # by Sensu Go's event_type label: check, else metrics
+            self.stats["events_check"] += 1
+        elif event.get("metrics"):
+            self.stats["events_metrics"] += 1
         await self._record(event)
         if self._forward is not None:
             await self._forward(event)

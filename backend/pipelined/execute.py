@@ -21,7 +21,9 @@ import trio
 
 __all__ = ["ProcessResult", "run_command", "send_tcp", "send_udp", "env_with"]
 
-MAX_OUTPUT = 1 << 20
+#: Output kept from a mutator or handler: a mutator's output is the handler's input, and an
+#: event can carry a multi-MB check output (the agent message limit is 16 MiB).
+MAX_OUTPUT = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,7 @@ class Silenced:
 
     def to_wire(self) -> dict[str, Any]:
         """The core/v2 GET shape: ``expire`` is -1 without expiry, else as stored."""
-        return self._shape(self.expire if self.has_expiry else NO_EXPIRY)
+        return self._shape(self.expire if self.has_expiry and self.expire > 0 else NO_EXPIRY)
 
     def _shape(self, expire: int) -> dict[str, Any]:
         out: dict[str, Any] = {"metadata": self.metadata.to_wire(), "expire": expire,
@@ -109,6 +109,28 @@ class Silenced:
         if expire_at == 0 and self.expire > 0:
             expire_at = begin + self.expire
         return replace(self, metadata=meta, creator=creator, begin=begin, expire_at=expire_at)
+
+    def with_expiry_policy(self, now: int, *, default_s: float, max_s: float) -> Silenced:
+        """Sensu Go 6.12's silence expiry limits, applied after :meth:`with_defaults`.
+
+        An entry without expiry expires ``default_s`` seconds after it begins
+        (``default-silenced-expiry-time``; 0 keeps it forever, as before 6.12);
+        ``expire`` still reads back as -1, because none was asked for. An
+        entry that would be in force for more than ``max_s`` seconds
+        (``max-silenced-expiry-time-allowed``; 0 = no limit) is refused with a
+        :class:`ValidationError` on ``expire`` naming the limit. The time in
+        force counts from ``begin``, or from ``now`` when it has begun, so a
+        maintenance window booked ahead with the default expiry is accepted.
+        """
+        entry = self
+        if not entry.has_expiry and default_s > 0:
+            entry = replace(entry, expire_at=entry.begin + int(default_s))
+        start = max(entry.begin, now)
+        if max_s > 0 and entry.has_expiry and entry.expire_at - start > int(max_s):
+            raise ValidationError(
+                "expire", f"the silence would be in force for {entry.expire_at - start}s, beyond "
+                          f"max-silenced-expiry-time-allowed ({int(max_s)}s)")
+        return entry
 
     def is_expired(self, now: int) -> bool:
         """Past ``expire_at``: deleted and never returned."""

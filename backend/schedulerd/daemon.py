@@ -98,6 +98,15 @@ class Schedulerd:
         self._wake = trio.Event()
         self.stats = {"published": 0, "claims": 0, "lost": 0}
 
+    def schedulers_by_kind(self) -> dict[tuple[str, str], int]:
+        """Checks this node schedules now, by ``(kind, namespace)``; kind ``interval`` or ``cron``
+        (Sensu Go's ``sensu_go_interval_schedulers`` / ``sensu_go_cron_schedulers``)."""
+        counts: dict[tuple[str, str], int] = {}
+        for (namespace, _), running in self._running.items():
+            kind = "cron" if running.check.cron else "interval"
+            counts[(kind, namespace)] = counts.get((kind, namespace), 0) + 1
+        return counts
+
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

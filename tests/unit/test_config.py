@@ -206,7 +206,7 @@ def test_yaml_types_are_checked(tmp_path: Path) -> None:
     [("15s", 15.0), ("1440m", 86400.0), ("1h30m", 5400.0), ("10ms", 0.01), ("2.5s", 2.5), ("20", 20.0)],
 )
 def test_durations(tmp_path: Path, text: str, seconds: float) -> None:
-    assert load_config({"api-write-timeout": text}, {}).api_write_timeout == pytest.approx(seconds)
+    assert load_config({"agent-write-timeout": text}, {}).agent_write_timeout == pytest.approx(seconds)
 
 
 def test_duration_int_in_yaml_is_seconds(tmp_path: Path) -> None:
@@ -230,15 +230,15 @@ def test_parse_and_format_duration() -> None:
 
 
 def test_string_lists_from_yaml_list_comma_string_and_repeated_flags(tmp_path: Path) -> None:
-    config = load_file(tmp_path, "etcd-listen-client-urls:\n  - http://127.0.0.1:2379\n  - http://10.0.0.1:2379\n")
-    assert config.etcd_listen_client_urls == ("http://127.0.0.1:2379", "http://10.0.0.1:2379")
-    config = load_file(tmp_path, 'etcd-advertise-client-urls: "http://a:1, http://b:2"\n')
-    assert config.etcd_advertise_client_urls == ("http://a:1", "http://b:2")
-    config = load_config({"etcd-advertise-client-urls": ["http://a:1,http://b:2", "http://c:3"]}, {})
-    assert config.etcd_advertise_client_urls == ("http://a:1", "http://b:2", "http://c:3")
+    config = load_file(tmp_path, "etcd-listen-peer-urls:\n  - http://127.0.0.1:2379\n  - http://10.0.0.1:2379\n")
+    assert config.etcd_listen_peer_urls == ("http://127.0.0.1:2379", "http://10.0.0.1:2379")
+    config = load_file(tmp_path, 'etcd-initial-advertise-peer-urls: "http://a:1, http://b:2"\n')
+    assert config.etcd_initial_advertise_peer_urls == ("http://a:1", "http://b:2")
+    config = load_config({"etcd-initial-advertise-peer-urls": ["http://a:1,http://b:2", "http://c:3"]}, {})
+    assert config.etcd_initial_advertise_peer_urls == ("http://a:1", "http://b:2", "http://c:3")
     # viper splits a list held in one variable on whitespace, pflag on commas: both are read
-    config = load_config({}, {"SENSU_BACKEND_ETCD_ADVERTISE_CLIENT_URLS": "http://a:1 http://b:2"})
-    assert config.etcd_advertise_client_urls == ("http://a:1", "http://b:2")
+    config = load_config({}, {"SENSU_BACKEND_ETCD_INITIAL_ADVERTISE_PEER_URLS": "http://a:1 http://b:2"})
+    assert config.etcd_initial_advertise_peer_urls == ("http://a:1", "http://b:2")
 
 
 def test_labels_from_yaml_mapping_env_and_flags(tmp_path: Path) -> None:
@@ -267,8 +267,9 @@ def test_backend_and_agent_read_values_by_the_same_rules(tmp_path: Path) -> None
 
     got = agent(subscriptions="a, b c", labels='{"k": "v"}', **{"keepalive-interval": 20.0})
     assert (got.subscriptions, dict(got.labels), got.keepalive_interval) == (("a", "b", "c"), {"k": "v"}, 20)
-    backend = load_config({"etcd-advertise-client-urls": "http://a:1, http://b:2 http://c:3", "labels": '{"k": "v"}'}, {})
-    assert (backend.etcd_advertise_client_urls, dict(backend.labels)) == (
+    backend = load_config({"etcd-initial-advertise-peer-urls": "http://a:1, http://b:2 http://c:3",
+                           "labels": '{"k": "v"}'}, {})
+    assert (backend.etcd_initial_advertise_peer_urls, dict(backend.labels)) == (
         ("http://a:1", "http://b:2", "http://c:3"), {"k": "v"})
     assert load_file(tmp_path, "agent-port: 8081.0\n").agent_port == 8081
     assert AgentConfigError is ConfigError
