@@ -36,7 +36,7 @@ run: venv
 	./scripts/run-local.sh
 
 test: venv browser system-tools
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=30 $(PYTEST_ARGS)
 
 # docs/screenshots/*.png: every dashboard view, on a fresh 3-node cluster with a real agent.
 screenshots: venv browser
