@@ -21,7 +21,7 @@ import httpx
 import pytest
 import trio
 
-from tests.harness.agent import ADMIN, Api, init_backend, ns_path, put_resource, read_events, wait_until
+from tests.harness.agent import ADMIN, Api, initialized_node, ns_path, put_resource, read_events, wait_until
 from tests.harness.backend import BackendProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -94,15 +94,8 @@ async def server() -> AsyncIterator[AssetServer]:
 
 @pytest.fixture
 async def node(tmp_path: Path, client: httpx.AsyncClient) -> AsyncIterator[BackendProcess]:
-    proc = BackendProcess("default", "127.0.0.1", tmp_path / "node",
-                          extra_args=["--cache-dir", str(tmp_path / "cache")])
-    proc.start()
-    try:
-        await proc.wait_healthy(client)
-        await init_backend(proc)
+    async with initialized_node(tmp_path, client, ["--cache-dir", str(tmp_path / "cache")]) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 async def post_event(api: Api, entity: str, check: str, status: int, handlers: list[str]) -> None:

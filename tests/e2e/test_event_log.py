@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness.agent import Api, init_backend, ns_path, wait_until
+from tests.harness.agent import Api, initialized_node, ns_path, wait_until
 from tests.harness.backend import BackendProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -23,16 +23,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 @pytest.fixture
 async def node(tmp_path: Path, client: httpx.AsyncClient) -> AsyncIterator[BackendProcess]:
-    proc = BackendProcess("default", "127.0.0.1", tmp_path / "node",
-                          extra_args=["--event-log-file", str(tmp_path / "events.log"),
-                                      "--event-log-buffer-wait", "5ms"])
-    proc.start()
-    try:
-        await proc.wait_healthy(client)
-        await init_backend(proc)
+    async with initialized_node(tmp_path, client, ["--event-log-file", str(tmp_path / "events.log"),
+                                                   "--event-log-buffer-wait", "5ms"]) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def lines(path: Path) -> list[dict[str, Any]]:

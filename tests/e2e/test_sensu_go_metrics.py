@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness.agent import Api, init_backend, ns_path, put_resource, read_events, recorder_command, wait_until
+from tests.harness.agent import Api, initialized_node, ns_path, put_resource, read_events, recorder_command, wait_until
 from tests.harness.backend import BackendProcess
 
 from .test_agents_backend import connect, keepalive_frame, next_message
@@ -20,16 +20,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 @pytest.fixture
 async def node(tmp_path: Path, client: httpx.AsyncClient) -> AsyncIterator[BackendProcess]:
-    proc = BackendProcess("default", "127.0.0.1", tmp_path / "node", extra_args=[
-        "--platform-metrics-log-file", str(tmp_path / "backend-stats.log"),
-        "--platform-metrics-logging-interval", "200ms"])
-    proc.start()
-    try:
-        await proc.wait_healthy(client)
-        await init_backend(proc)
+    async with initialized_node(tmp_path, client, [
+            "--platform-metrics-log-file", str(tmp_path / "backend-stats.log"),
+            "--platform-metrics-logging-interval", "200ms"]) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def sample(text: str, series: str) -> float | None:

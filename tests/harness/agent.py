@@ -149,6 +149,20 @@ async def init_backend(node: BackendProcess) -> None:
     assert result.returncode == 0, result.stderr
 
 
+@asynccontextmanager
+async def initialized_node(tmp_path: Path, client: httpx.AsyncClient,
+                           extra_args: Sequence[str] = ()) -> AsyncIterator[BackendProcess]:
+    """One ``sensu-backend start`` on 127.0.0.1, healthy and initialized; stopped on exit."""
+    proc = BackendProcess("default", "127.0.0.1", tmp_path / "node", extra_args=list(extra_args))
+    proc.start()
+    try:
+        await proc.wait_healthy(client)
+        await init_backend(proc)
+        yield proc
+    finally:
+        proc.stop()
+
+
 class Api:
     """The REST API of one or more nodes with an admin token; tries each node in turn."""
 
