@@ -13,7 +13,9 @@ links, which loses the first vote after a leader dies); the log is compacted
 every ``compaction_max_bytes`` of applied batches, with pysyncobj's compaction
 made safe and cheap in cluster/journal.py. Peer links get large socket buffers
 and whole-entry reassembly (see :class:`RaftSettings` and
-:meth:`TokenTCPTransport._reassemble`).
+:meth:`TokenTCPTransport._reassemble`), TLS with the ``etcd-peer-*`` flags
+(cluster/peer_tls.py), and nothing leaves a node before the journal entries
+it depends on are synced (:meth:`TokenTCPTransport.send`).
 """
 
 from __future__ import annotations
