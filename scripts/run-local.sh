@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run one sensu-backend node on loopback, initialize it, and keep it in the
-# foreground. Ctrl-C stops it. State lives in ./.state (delete it to start over).
+# Run one sensu-backend node on loopback, initialize it, start one local agent
+# with a demo check, and keep them in the foreground. Ctrl-C stops it. State lives in ./.state (delete it to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,10 @@ DASHBOARD_URL=http://127.0.0.1:$DASHBOARD_PORT
 ADMIN_USER=admin
 ADMIN_PASSWORD='P@ssw0rd!'
 STARTUP_TIMEOUT=60
+AGENT_API_PORT=${SENSU_RUN_AGENT_API_PORT:-3031}
+AGENT_NAME=local-agent
+# The stock Sensu Go agent when it is installed (make go-clients), else ours.
+GO_AGENT=.cache/go/bin/sensu-agent
 
 mkdir -p "$STATE/sensu-backend" "$STATE/cache"
 # A local backend.yml keeps any /etc/sensu/backend.yml on this machine out of the way.
@@ -37,9 +41,15 @@ mkdir -p "$STATE/sensu-backend" "$STATE/cache"
   --log-level info &
 pid=$!
 
+agent_pid=""
+
 stop() {  # stop [exit-code]
   local code=${1:-130}
   trap - INT TERM
+  if [[ -n "$agent_pid" ]]; then
+    kill -TERM "$agent_pid" 2>/dev/null || true
+    wait "$agent_pid" 2>/dev/null || true
+  fi
   echo "stopping sensu-backend (pid $pid)" >&2
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do
@@ -77,6 +87,23 @@ if ((rc != 0 && rc != 3)); then  # 3 = already initialized
   stop 1
 fi
 
+# A demo check, and one local agent that runs it, so the dashboard shows live events at once.
+"$PY" - "$API_URL" "$ADMIN_USER" "$ADMIN_PASSWORD" <<'PY' || echo "could not create the demo check" >&2
+import sys, httpx
+api, user, password = sys.argv[1:4]
+token = httpx.get(f"{api}/auth", auth=(user, password), timeout=10).json()["access_token"]
+check = {"metadata": {"name": "demo", "namespace": "default"}, "command": "echo demo check OK",
+         "interval": 10, "subscriptions": ["demo"], "publish": True}
+httpx.put(f"{api}/api/core/v2/namespaces/default/checks/demo", json=check, timeout=10,
+          headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+PY
+if [[ -x "$GO_AGENT" ]]; then AGENT_BIN=$GO_AGENT; else AGENT_BIN=.venv/bin/sensu-agent; fi
+mkdir -p "$STATE/agent-cache"
+"$AGENT_BIN" start --name "$AGENT_NAME" --subscriptions demo \
+  --backend-url "ws://127.0.0.1:$AGENT_PORT" --cache-dir "$STATE/agent-cache" \
+  --api-port "$AGENT_API_PORT" --disable-sockets --log-level warn >"$STATE/agent.log" 2>&1 &
+agent_pid=$!
+
 cat <<MSG
 
 Sensu backend is running (pid $pid).
@@ -84,6 +111,7 @@ Sensu backend is running (pid $pid).
   Dashboard:  $DASHBOARD_URL
   Username:   $ADMIN_USER
   Password:   $ADMIN_PASSWORD
+  Agent:      $AGENT_NAME ($AGENT_BIN, log in $STATE/agent.log) runs the check "demo" every 10 s
 Press Ctrl-C to stop.
 
 MSG
@@ -91,4 +119,6 @@ MSG
 set +e
 wait "$pid"
 rc=$?
+kill -TERM "$agent_pid" 2>/dev/null
+wait "$agent_pid" 2>/dev/null
 exit "$rc"

@@ -16,7 +16,7 @@ from tests.harness.backend import REPO, BackendProcess, free_port
 
 
 async def test_run_script_starts_initializes_and_restarts_with_state(tmp_path: Path, client: httpx.AsyncClient) -> None:
-    ports = {k: str(free_port()) for k in ("API", "AGENT", "DASHBOARD", "PEER")}
+    ports = {k: str(free_port()) for k in ("API", "AGENT", "DASHBOARD", "PEER", "AGENT_API")}
     env = {**os.environ, "SENSU_RUN_STATE": str(tmp_path / "state"),
            **{f"SENSU_RUN_{k}_PORT": v for k, v in ports.items()}}
     api = f"http://127.0.0.1:{ports['API']}"
@@ -38,8 +38,18 @@ async def test_run_script_starts_initializes_and_restarts_with_state(tmp_path: P
             assert f"Dashboard:  {dashboard}" in text
             r = await client.get(f"{dashboard}/")
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+            assert "Agent:      local-agent" in text
             if attempt == 0:
                 r = await client.get(f"{api}/auth", auth=("admin", "P@ssw0rd!"))
+                # the local agent runs the demo check: a live event within seconds
+                headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+                with trio.fail_after(60):
+                    while True:
+                        r = await client.get(f"{api}/api/core/v2/namespaces/default/events/local-agent/demo",
+                                             headers=headers)
+                        if r.status_code == 200 and "demo check OK" in r.json()["check"]["output"]:
+                            break
+                        await trio.sleep(0.2)
         finally:
             os.killpg(proc.pid, signal.SIGINT)
             await trio.to_thread.run_sync(lambda: proc.wait(timeout=20))
