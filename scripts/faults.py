@@ -35,10 +35,11 @@ def main() -> int:
     parser.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
     parser.add_argument("--hold", type=float, nargs=2, default=(3.0, 8.0), metavar=("MIN", "MAX"))
     parser.add_argument("--keep", action="store_true", help="keep the state dirs and logs")
+    parser.add_argument("--peer-tls", action="store_true", help="TLS between members (etcd-peer-*)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="sensu-faults-"))
     report = trio.run(lambda: run_suite(workdir, seconds=args.seconds, faults=args.faults, clients=args.clients,
-                                        keys=args.keys, seed=args.seed, hold=tuple(args.hold),
+                                        keys=args.keys, seed=args.seed, hold=tuple(args.hold), peer_tls=args.peer_tls,
                                         log=lambda text: print(text[-20000:], file=sys.stderr)))
     print(json.dumps(report.summary(), indent=1))
     if not args.keep:

@@ -203,3 +203,47 @@ async def test_three_nodes_sync_entries_before_sending_or_acknowledging_them(
         follower_syncs.append(synced[0].time)
     # a majority (the leader and one follower) held it on disk before the client heard success
     assert min(follower_syncs) < answered.time
+
+
+async def test_term_and_vote_are_on_disk_before_a_vote_is_asked_for_or_granted(
+        tmp_path: Path, client: httpx.AsyncClient) -> None:
+    """An election after ``kill -9`` of the leader, traced on the two survivors.
+
+    The candidate stores its new term (and its vote for itself) before it asks
+    for votes; the voter stores its vote before it grants it. Each store is an
+    fsync of ``raft.journal.meta``'s new file (and of the directory), on the
+    thread that then sends the message.
+    """
+    nodes = make_cluster_nodes(tmp_path, 3)
+    cluster = Cluster(nodes, client)
+    traced_calls: dict[str, list[Call]] = {}
+    try:
+        for n in nodes:
+            n.start()
+        await cluster.wait_healthy(60)
+        leader = await cluster.leader(30)
+        survivors = [n for n in nodes if n is not leader]
+        tracers = {n.name: await traced(n, tmp_path / f"{n.name}.trace") for n in survivors}
+        try:
+            leader.kill()
+            await cluster.leader(30)  # one of the survivors won
+        finally:
+            traced_calls = {name: tracer.stop() for name, tracer in tracers.items()}
+    finally:
+        cluster.stop()
+
+    def meta_syncs(calls: list[Call], thread: int, start: float, end: float) -> list[Call]:
+        return [c for c in syncs_between(calls, start, end, thread) if "raft.journal.meta" in c.text]
+
+    asked = granted = 0
+    for calls in traced_calls.values():
+        sends = [c for c in calls if c.name == "sendto"]
+        for i, send in enumerate(sends):
+            before = max((s.time for s in sends[:i] if s.thread == send.thread), default=0.0)
+            if "request_vote" in send.text:
+                asked += 1
+                assert meta_syncs(calls, send.thread, before, send.time), "asked for votes before storing the term"
+            if "response_vote" in send.text:
+                granted += 1
+                assert meta_syncs(calls, send.thread, before, send.time), "granted a vote before storing it"
+    assert asked and granted, (asked, granted)

@@ -45,6 +45,7 @@ import trio
 
 from tests.harness.agent import run_init
 from tests.harness.backend import BackendProcess, Cluster
+from tests.harness.certs import issue_member_certificates, peer_tls_args
 
 from .checker import KeyResult, Op, check_history, lost_writes, stale_reads
 from .netns import Network, open_network
@@ -297,16 +298,23 @@ async def _bootstrap(http: httpx.AsyncClient, node: BackendProcess, keys: Sequen
 
 async def run_suite(workdir: Path, *, seconds: float, faults: Sequence[str] = FAULTS, clients: int = 12,
                     keys: int = 3, seed: int | None = None, hold: tuple[float, float] = (3.0, 8.0),
-                    rest: tuple[float, float] = (2.0, 4.0), log: Any = None) -> SuiteReport:
-    """Run the workload and the nemesis for ``seconds``, heal, read back, check; the cluster is stopped after."""
+                    rest: tuple[float, float] = (2.0, 4.0), log: Any = None, peer_tls: bool = False) -> SuiteReport:
+    """Run the workload and the nemesis for ``seconds``, heal, read back, check; the cluster is stopped after.
+
+    With ``peer_tls`` the members talk TLS with client certificates (``--etcd-peer-*``).
+    """
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     names = [f"backend-{i}" for i in range(3)]
     key_names = [f"k{i}" for i in range(keys)]
     with open_network(names) as network:
         # the API also listens on the host's loopback, where sensu-backend init is accepted
+        certs = (issue_member_certificates(workdir / "certs", {h.name: h.address for h in network.hosts})
+                 if peer_tls else {})
         nodes = [BackendProcess(h.name, h.address, workdir / h.name, ports=PORTS, command_prefix=h.exec_prefix,
-                                extra_args=["--api-listen-address", f"0.0.0.0:{PORTS[0]}"])
+                                extra_args=["--api-listen-address", f"0.0.0.0:{PORTS[0]}",
+                                            *(peer_tls_args(certs, h.name) if peer_tls else [])],
+                                peer_scheme="https" if peer_tls else "http")
                  for h in network.hosts]
         initial = ",".join(f"{n.name}={n.peer_url}" for n in nodes)
         for n in nodes:
