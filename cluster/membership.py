@@ -52,6 +52,7 @@ from .journal import (
     write_dumps_in_a_thread,
 )
 from .peer_tls import PeerTLS, TLSPeerSocket, peer_tls_contexts
+from .pysyncobj_compat import check_pysyncobj
 from .statemachine import KVState
 
 __all__ = [
@@ -178,6 +179,7 @@ class _StoredFrames:
         return zlib.decompress(data)
 
 
+check_pysyncobj()  # before anything below relies on pysyncobj's internals: one clear error instead
 pysyncobj.tcp_connection.zlib = _StoredFrames  # type: ignore[assignment]
 pysyncobj.syncobj.createJournal = create_journal  # see cluster/journal.py
 pysyncobj.serializer.gzip = FastDumpGzip  # type: ignore[assignment]
