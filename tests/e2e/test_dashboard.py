@@ -250,9 +250,13 @@ def test_entities_checks_cluster_views_and_namespace_switcher(stack: Stack, page
     assert stack.api("PUT", ns_path("checks", "dash-disk"), json=check).status_code in (200, 201)
     assert stack.api("PUT", "/api/core/v2/namespaces/staging", json={"name": "staging"}).status_code in (200, 201)
     login(page, stack.url, *ADMIN)
+    # the events view is where login lands; only then go elsewhere (a click during the landing
+    # could be overtaken by it, and event rows also carry data-entity)
+    page.get_by_role("heading", name="Events", exact=True).wait_for()
 
     page.get_by_role("link", name="Entities", exact=True).click()
-    entity = page.locator(f'tr[data-entity="{AGENT_NAME}"]')
+    page.get_by_role("heading", name="Entities", exact=True).wait_for()
+    entity = page.locator(f'tr[data-entity="{AGENT_NAME}"]:not(.event-row)')
     entity.wait_for()
     text = entity.inner_text()
     assert "linux, dashboard" in text and "agent" in text
