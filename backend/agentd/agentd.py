@@ -74,7 +74,7 @@ KEEPALIVE_INTAKE_MAX_BYTES: Final = 32 * 1024 * 1024
 #: Receive buffer asked for on agent connections (the kernel doubles it, and no longer autotunes it
 #: up to megabytes): what an agent can have in flight in our kernel while its session is not reading,
 #: so a keepalive sent behind a backlog waits behind at most this much (docs/agents.md, "Overload").
-AGENT_SOCKET_RCVBUF: Final = 64 * 1024
+AGENT_SOCKET_RCVBUF: Final = 32 * 1024
 
 HealthFn = Callable[[], Awaitable[tuple[dict[str, Any], int]]]
 
