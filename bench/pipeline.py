@@ -758,6 +758,15 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
             im = intake_metrics(api_urls)
             if im is not None:
                 row["intake_shed_total"] = int(im["shed"])
+            # did any agent's keepalive arrive too late while its results were held back? (history: last 21)
+            with httpx.Client(timeout=30) as http:
+                auth = http.get(f"{nodes[0].api_url}/auth", auth=("admin", "P@ssw0rd!")).json()["access_token"]
+                events = http.get(f"{nodes[0].api_url}/api/core/v2/namespaces/default/events",
+                                  headers={"Authorization": f"Bearer {auth}"}).json()
+            keepalives = [e for e in events if e["check"]["metadata"]["name"] == "keepalive"]
+            row["keepalive_events"] = len(keepalives)
+            row["keepalive_failures"] = sum(1 for e in keepalives if e["check"].get("status") or any(
+                h.get("status") for h in e["check"].get("history") or ()))
             print(json.dumps(row), flush=True)
             return row
 
@@ -873,7 +882,8 @@ def main() -> None:
     print()
     cols = ["nodes", "fsync", "phase", "offered_per_s", "handled_per_s", "delivered_fraction", "p50_ms", "p99_ms",
             "wrote_p50_ms", "wrote_p99_ms", "accepted_p50_ms", "accepted_p99_ms", "intake_waits", "intake_shed",
-            "agent_backlog_end", "rss_max_mb", "hog_cpu_pct", "drained_after_s", "written", "arrived", "sustained", "backend_cpu_pct", "backend_cpu_ms_per_event", "raft_ops_per_event", "ops_per_proposal",
+            "agent_backlog_end", "rss_max_mb", "hog_cpu_pct", "drained_after_s", "written", "arrived", "not_arrived",
+            "keepalive_failures", "sustained", "backend_cpu_pct", "backend_cpu_ms_per_event", "raft_ops_per_event", "ops_per_proposal",
             "generator_cpu_pct", "sink_cpu_pct", "backend_rq_wait_pct", "machine_idle_pct", "rss_mb", "loadavg_1m"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
