@@ -27,10 +27,24 @@ Results alternate OK (status 0) and warning (status 1) per agent, across
 ``--checks`` check names per agent, so the pipeline sees incidents,
 resolutions and OK-after-OK events.
 
+Overload (docs/performance.md, "Run E"): when the backend pushes back,
+each simulated agent queues its due results on its side (as a Sensu agent
+does) and writes them as its socket takes them. So three latencies are
+reported: ``p50_ms``/``p99_ms`` from the result's due time (everything the
+agent waited included), ``wrote_*`` from when it was written to the socket
+(the socket buffers included), and ``accepted_*`` from the backend's own
+histogram (``sensu_agentd_intake_latency_seconds``: read off the socket ->
+handlers done; interpolated inside its buckets). ``--hog N`` runs N
+CPU-burning processes beside everything; ``--recover-rate R`` drops the load
+to R after the rates and reports how long until the agents' queues are empty
+and every result they wrote was handled (``not_arrived`` must be 0), and how
+many keepalive events recorded a failure.
+
 Usage::
 
     .venv/bin/python bench/pipeline.py --nodes 1 3 --rates 500 1000 2000 3000
     .venv/bin/python bench/pipeline.py --nodes 3 --rates 2000 --soak 600 --soak-rate 2000
+    .venv/bin/python bench/pipeline.py --nodes 3 --rates 1000 2000 3000 4000 --seconds 15 --hog 1 --recover-rate 500
 
 Prints one JSON line per measurement and a table at the end.
 """
@@ -576,7 +590,7 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     from tests.harness.backend import BackendProcess, Cluster, make_cluster_nodes
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    extra = ["--log-level", "warn"] + ([] if args.fsync else ["--etcd-unsafe-no-fsync"])
+    extra = ["--log-level", "warn"] + ([] if args.fsync else ["--etcd-unsafe-no-fsync"]) + args.backend_arg
     nodes = ([BackendProcess("default", "127.0.0.1", tmp / "node", extra_args=extra)] if count == 1
              else make_cluster_nodes(tmp, count, extra_args=extra))
     children: list[Child] = []
@@ -858,6 +872,9 @@ def main() -> None:
                         help="SO_SNDBUF of each simulated agent's socket (0: the kernel's autotuning). A real agent "
                              "sends a few results a minute and its buffer never grows; the generator's, left to "
                              "autotune, grows to megabytes and hides the agents' queues inside the kernel")
+    parser.add_argument("--backend-arg", action="append", default=[],
+                        help="an extra sensu-backend flag or value, repeatable (--backend-arg=--eventd-buffer-size "
+                             "--backend-arg=250)")
     parser.add_argument("--hog", type=int, default=0, help="CPU-burning processes to run beside the backends")
     parser.add_argument("--recover-rate", type=float, default=None,
                         help="after the rates, drop to this rate and report how long until every queued result "
