@@ -529,6 +529,15 @@ def rss_mb(pid: int) -> float:
     return rss_kb(pid) / 1024
 
 
+def tcp_mem_mb() -> float:
+    """Memory the kernel holds in TCP socket buffers, machine-wide (``/proc/net/sockstat``, pages)."""
+    for line in Path("/proc/net/sockstat").read_text().splitlines():
+        if line.startswith("TCP:"):
+            words = line.split()
+            return round(int(words[words.index("mem") + 1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    return 0.0
+
+
 def intake_metrics(urls: list[str]) -> dict[str, Any] | None:
     """The event intake series of every node's ``/metrics``, summed; None if the backend has none.
 
@@ -660,9 +669,10 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
             hog0 = [cpu_s(h.pid) for h in hogs]
             t0 = time.time()
             rss_series: list[list[float]] = []  # every node's RSS, once a second through the window
-            in_flight_max = [0] * len(pids)
+            tcp_series: list[float] = []
             while time.time() < t0 + seconds:
                 rss_series.append([round(rss_mb(p), 1) for p in pids])
+                tcp_series.append(tcp_mem_mb())
                 time.sleep(min(1.0, max(0.0, t0 + seconds - time.time())))
             t1 = time.time()
             im1 = intake_metrics(api_urls)
@@ -699,6 +709,7 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "rss_mb": [round(rss_mb(p), 1) for p in pids],
                 "rss_max_mb": [max(r[i] for r in rss_series) for i in range(len(pids))] if rss_series else None,
                 "rss_mb_by_second": rss_series,
+                "tcp_mem_max_mb": max(tcp_series) if tcp_series else None,
                 "loadavg_1m": round(os.getloadavg()[0], 1),
                 "hog_cpu_pct": round(sum(c1 - c0 for c1, c0 in zip(hog1, hog0)) / dt * 100) if hogs else 0,
                 # latency as the agent sees it from the time the result was *written to its socket*
@@ -899,7 +910,7 @@ def main() -> None:
     print()
     cols = ["nodes", "fsync", "phase", "offered_per_s", "handled_per_s", "delivered_fraction", "p50_ms", "p99_ms",
             "wrote_p50_ms", "wrote_p99_ms", "accepted_p50_ms", "accepted_p99_ms", "intake_waits", "intake_shed",
-            "agent_backlog_end", "rss_max_mb", "hog_cpu_pct", "drained_after_s", "written", "arrived", "not_arrived",
+            "agent_backlog_end", "rss_max_mb", "tcp_mem_max_mb", "hog_cpu_pct", "drained_after_s", "written", "arrived", "not_arrived",
             "keepalive_failures", "sustained", "backend_cpu_pct", "backend_cpu_ms_per_event", "raft_ops_per_event", "ops_per_proposal",
             "generator_cpu_pct", "sink_cpu_pct", "backend_rq_wait_pct", "machine_idle_pct", "rss_mb", "loadavg_1m"]
     print("| " + " | ".join(cols) + " |")
