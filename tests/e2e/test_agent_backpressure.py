@@ -10,7 +10,10 @@ The test then checks what ``/metrics`` says, that another agent's
 keepalive still gets through, that the backend's memory did not take what
 the agent tried to send, and, once the handler is let go, that every
 result the agent wrote is handled. Then an agent that reconnects while its
-old session waits shows a shed message counted and logged.
+old session waits shows a shed message counted and logged; and the real
+``sensu-agent`` keeps its results in its own queue while the node does not
+read, and gets every one through, on the same connection, once the node
+catches up.
 
 No timing is asserted: every wait is for a condition, under ``trio.fail_after``.
 """
@@ -29,6 +32,7 @@ import httpx
 import pytest
 import trio
 
+from tests.harness.agent import AgentProcess, running_agent, wait_until
 from tests.harness.backend import BackendProcess, Cluster
 
 from .test_agents_backend import agent_entity, keepalive_frame, store_get, wait_for
@@ -289,4 +293,69 @@ async def test_a_message_read_but_abandoned_when_its_session_is_replaced_is_coun
     finally:
         first.close()
         second.close()
+        node.stop()
+
+
+async def test_a_real_agent_queues_on_its_side_and_every_result_arrives_once_the_node_catches_up(
+        tmp_path: Path, client: httpx.AsyncClient) -> None:
+    """``sensu-agent`` itself: its events wait in its own queue while the node does not read.
+
+    The heartbeat timeout is long here on purpose: a ping waits in the same
+    TCP stream behind the results the node has not read, and an agent that
+    gives up on the connection loses what it had already written to it
+    (docs/agents.md, "Overload", the risk noted there).
+    """
+    gate_file, out = tmp_path / "go", tmp_path / "handled.txt"
+    node = BackendProcess("default", "127.0.0.1", tmp_path / "node", extra_args=[
+        "--eventd-buffer-size", str(INTAKE), "--eventd-workers", "2", "--pipelined-workers", "1"])
+    node.start()
+    agent = AgentProcess(tmp_path, [f"ws://{node.host}:{node.agent_port}"], name="queued", extra_args=[
+        "--events-rate-limit", "10000", "--events-burst-limit", "10000",
+        "--backend-heartbeat-interval", "30", "--backend-heartbeat-timeout", "600"])
+    count = 300  # x ~4 KB: far more than the socket buffers between the agent and the node hold
+    try:
+        await node.wait_healthy(client)
+        await init_cluster(Cluster([node], client))
+        token = (await client.get(f"{node.api_url}/auth", auth=ADMIN)).json()["access_token"]
+        command = f"while [ ! -e {gate_file} ]; do sleep 0.05; done; cat >> {out}; echo >> {out}"
+        r = await client.put(f"{node.api_url}/api/core/v2/namespaces/default/handlers/gated",
+                             headers={"Authorization": f"Bearer {token}"},
+                             json={"metadata": {"name": "gated", "namespace": "default"}, "type": "pipe",
+                                   "command": command, "timeout": 600})
+        assert r.status_code in (200, 201), r.text
+        async with running_agent(agent):
+            async def connected() -> bool:
+                r = await agent.get(client, "/healthz")
+                return r is not None and r.status_code == 200
+
+            await wait_until("the agent to connect", connected, agent.log)
+            with trio.fail_after(120):
+                for seq in range(count):
+                    r = await client.post(f"{agent.api_url}/events", json={"check": {
+                        "metadata": {"name": f"api-{seq % 3}"}, "status": seq % 2, "handlers": ["gated"],
+                        "output": f"seq={seq} " + "y" * 4000}}, timeout=10)
+                    assert r.status_code == 202, r.text
+
+            async def held_back() -> str | None:  # the node is full and the agent still holds results
+                m = await metrics(client, node)
+                r = await agent.get(client, "/metrics")
+                if r is None or r.status_code != 200 or m["sensu_agentd_intake_waiting_sessions"] != 1:
+                    return None
+                queued = [line for line in r.text.splitlines() if line.startswith("sensu_agent_event_queue_events ")]
+                return queued[0] if queued and float(queued[0].split()[1]) > 0 else None
+
+            await wait_until("the node to stop reading while the agent still queues", held_back, agent.log,
+                             node.log, timeout=120)
+            gate_file.touch()
+
+            async def all_handled() -> bool:
+                return handled_seqs(out) >= set(range(count))
+
+            await wait_until("every result handled", all_handled, agent.log, node.log, timeout=240)
+            assert handled_seqs(out) == set(range(count))
+            m = await metrics(client, node)
+            assert m["sensu_agentd_intake_waits_total"] >= 1 and m["sensu_agentd_intake_shed_total"] == 0
+            connects = agent.log_path.read_text(errors="replace").count('"connected to backend"')
+            assert connects == 1, "the agent reconnected: something was lost or resent"
+    finally:
         node.stop()
