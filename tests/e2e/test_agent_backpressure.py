@@ -300,18 +300,19 @@ async def test_a_real_agent_queues_on_its_side_and_every_result_arrives_once_the
         tmp_path: Path, client: httpx.AsyncClient) -> None:
     """``sensu-agent`` itself: its events wait in its own queue while the node does not read.
 
-    The heartbeat timeout is long here on purpose: a ping waits in the same
-    TCP stream behind the results the node has not read, and an agent that
-    gives up on the connection loses what it had already written to it
-    (docs/agents.md, "Overload", the risk noted there).
+    The agent's heartbeat times out after 3 s (the harness's setting), and
+    its ping waits in the same TCP stream behind the results the node has
+    not read; the agent must see that the node is alive and pushing back,
+    and keep the connection: giving it up would lose what it had already
+    written to it. The test lets the node catch up only once the agent has
+    logged that it kept the connection.
     """
     gate_file, out = tmp_path / "go", tmp_path / "handled.txt"
     node = BackendProcess("default", "127.0.0.1", tmp_path / "node", extra_args=[
         "--eventd-buffer-size", str(INTAKE), "--eventd-workers", "2", "--pipelined-workers", "1"])
     node.start()
     agent = AgentProcess(tmp_path, [f"ws://{node.host}:{node.agent_port}"], name="queued", extra_args=[
-        "--events-rate-limit", "10000", "--events-burst-limit", "10000",
-        "--backend-heartbeat-interval", "30", "--backend-heartbeat-timeout", "600"])
+        "--events-rate-limit", "10000", "--events-burst-limit", "10000"])
     count = 300  # x ~4 KB: far more than the socket buffers between the agent and the node hold
     try:
         await node.wait_healthy(client)
@@ -346,6 +347,12 @@ async def test_a_real_agent_queues_on_its_side_and_every_result_arrives_once_the
 
             await wait_until("the node to stop reading while the agent still queues", held_back, agent.log,
                              node.log, timeout=120)
+
+            def kept() -> bool:
+                return "(backpressure): keeping the connection" in agent.log_path.read_text(errors="replace")
+
+            await wait_until("the agent to keep the connection despite a missed heartbeat", kept, agent.log,
+                             timeout=120)
             gate_file.touch()
 
             async def all_handled() -> bool:
