@@ -768,7 +768,7 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
                 time.sleep(1.0)
             for g in loads:  # then nothing more is sent: every result written must arrive
                 g.send("rate 0")
-            settle = time.time() + 30
+            settle = time.time() + max_s  # as long again for what is still queued to drain
             while True:
                 backlog, written, arrived, gstats = poll()
                 if (backlog == 0 and arrived >= written) or time.time() > settle:
