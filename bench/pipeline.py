@@ -769,11 +769,16 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
             for g in loads:  # then nothing more is sent: every result written must arrive
                 g.send("rate 0")
             settle = time.time() + max_s  # as long again for what is still queued to drain
+            all_in_s = None  # from the drop until the queues were empty and everything written had arrived
             while True:
                 backlog, written, arrived, gstats = poll()
-                if (backlog == 0 and arrived >= written) or time.time() > settle:
+                if backlog == 0 and arrived >= written:
+                    all_in_s = round(time.time() - t0, 1)
+                    break
+                if time.time() > settle:
                     break
                 time.sleep(0.5)
+            row["all_arrived_after_s"] = all_in_s
             row.update({"agent_backlog_at_drop": backlog0, "drained_after_s":
                         round(drained_at - t0, 1) if drained_at else None, "written": written, "arrived": arrived,
                         "not_arrived": written - arrived,
