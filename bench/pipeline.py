@@ -27,7 +27,7 @@ Results alternate OK (status 0) and warning (status 1) per agent, across
 ``--checks`` check names per agent, so the pipeline sees incidents,
 resolutions and OK-after-OK events.
 
-Overload (docs/performance.md, "Run E"): when the backend pushes back,
+Overload (docs/performance.md, Pipeline, "Overload"): when the backend pushes back,
 each simulated agent queues its due results on its side (as a Sensu agent
 does) and writes them as its socket takes them. So three latencies are
 reported: ``p50_ms``/``p99_ms`` from the result's due time (everything the
