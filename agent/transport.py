@@ -12,7 +12,15 @@ Why these pieces (runtime.md §1.2, §1.7, §1.8):
   ``bye``; a received 1001 is an orderly close.
 * :meth:`Connection.heartbeat` pings every ``backend-heartbeat-interval`` and
   declares the connection dead when a pong does not come back within
-  ``backend-heartbeat-timeout`` (the backend only answers pings).
+  ``backend-heartbeat-timeout`` (the backend only answers pings) -- unless
+  one of our writes is blocked meanwhile *and* the kernel sees the backend
+  acknowledge us (no retransmission, no unanswered window probe): then the
+  backend is alive and pushing back (it stops reading while it is
+  overloaded, and our ping waits in the same stream behind what it has not
+  read), so the connection is kept for up to :data:`BACKPRESSURE_MAX_S`.
+  Giving up on it would lose every message already written to it: they have
+  left our queue. A backend that vanished does not acknowledge, so it is
+  still declared dead after ``backend-heartbeat-timeout``.
 * :class:`Backoff` is exponential from ``retry-min`` by ``retry-multiplier`` up
   to ``retry-max`` and resets once a connection is established.
 * :class:`BackendPicker` walks ``backend-url`` in a random permutation, then a
@@ -28,11 +36,12 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Final
+from typing import Any, Final
 
 import trio
 from trio_websocket import (
@@ -72,6 +81,8 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 """Largest message accepted from the backend (check requests with big configs)."""
 CLOSE_TIMEOUT_S: Final = 2.0
+#: How long a write may stay blocked (the backend not reading) before missing pongs end the connection.
+BACKPRESSURE_MAX_S: Final = 600.0
 """How long a closing handshake may take before the socket is just dropped."""
 
 
@@ -186,13 +197,39 @@ def build_ssl_context(config: AgentConfig) -> ssl.SSLContext | None:
 # ---------------------------------------------------------------------------------
 
 
+def _tcp_socket(stream: trio.abc.Stream) -> Any:
+    """The socket under a plain or TLS trio stream (None if there is none)."""
+    if isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    return getattr(stream, "socket", None)
+
+
+def peer_acknowledges(sock: Any) -> bool:
+    """Whether the kernel has nothing unacknowledged to retransmit and no unanswered window probe.
+
+    Reads ``tcpi_retransmits`` and ``tcpi_probes`` (bytes 2 and 3 of Linux's
+    ``struct tcp_info``): a live peer with a full receive buffer answers the
+    zero-window probes, a vanished one answers nothing. False when unknown
+    (no socket, no ``TCP_INFO``), which keeps the plain heartbeat rule.
+    """
+    if sock is None or not hasattr(socket, "TCP_INFO"):
+        return False
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+    except OSError:
+        return False
+    return len(info) >= 4 and info[2] == 0 and info[3] == 0
+
+
 class Connection:
     """One established websocket to a backend: framed sends, receives, heartbeat."""
 
-    def __init__(self, ws: WebSocketConnection, url: str) -> None:
+    def __init__(self, ws: WebSocketConnection, url: str, *, sock: Any = None) -> None:
         self.ws = ws
         self.url = url
+        self._sock = sock  # the TCP socket under the websocket, to ask the kernel whether the peer acknowledges
         self._send_lock = trio.Lock()
+        self._writing_since: float | None = None  # trio time a write started, while one is under way
         self.sent_messages = 0
         self.dead = False  # the peer stopped answering: closing politely would only wait
 
@@ -203,12 +240,15 @@ class Connection:
         """
         frame = encode_frame(msg_type, payload)
         async with self._send_lock:
+            self._writing_since = trio.current_time()
             try:
                 await self.ws.send_message(frame)
             except ConnectionClosed as exc:
                 raise _lost(exc) from None
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise ConnectionLost(f"write failed: {exc}") from None
+            finally:
+                self._writing_since = None
         self.sent_messages += 1
 
     async def receive(self) -> Frame | None:
@@ -236,6 +276,12 @@ class Connection:
                 except ConnectionClosed as exc:
                     raise _lost(exc) from None
             if scope.cancelled_caught:
+                since = self._writing_since
+                if since is not None and trio.current_time() - since < BACKPRESSURE_MAX_S \
+                        and peer_acknowledges(self._sock):
+                    logger.info("no heartbeat answer within %gs, but the backend is not reading our messages "
+                                "(backpressure): keeping the connection", timeout, extra={"backend": self.url})
+                    continue
                 self.dead = True
                 raise ConnectionLost(f"no heartbeat answer within {timeout:g}s")
 
@@ -310,7 +356,7 @@ async def open_connection(config: AgentConfig, url: str, ssl_context: ssl.SSLCon
                         message_queue_size=16, max_message_size=MAX_MESSAGE_BYTES)
             except trio.TooSlowError:
                 raise ConnectError(url, f"handshake timed out after {timeout:g}s") from None
-            connection = Connection(ws, url)
+            connection = Connection(ws, url, sock=_tcp_socket(stream))
             try:
                 try:
                     negotiated_content_type(ws.handshake_headers)

@@ -35,6 +35,7 @@ from .errors import CODE_INVALID, ApiError, error_response, json_body, response_
 from .health import health_payload, version_payload
 from .metrics import ApiMetrics, render
 from .sensu_go_metrics import sensu_go_lines
+from .intake_metrics import intake_lines
 from .rbac import require
 from .router import Router, split_raw_path
 
@@ -280,7 +281,8 @@ def create_app(ctx: ApiContext) -> QuartTrio:
             "sensu_raft_has_quorum": ("1 if this node sees a leader and a quorum.", 1 if st.has_quorum else 0),
             "sensu_raft_log_entries": ("Entries in the Raft log since the last dump.", st.log_len),
         }
-        return Response(render(metrics, gauges, extra=lambda: sensu_go_lines(ctx.services)),
+        return Response(render(metrics, gauges,
+                               extra=lambda: sensu_go_lines(ctx.services) + intake_lines(ctx.services)),
                         content_type="text/plain; version=0.0.4")
 
     router.add("/health", {"GET": health}, public=True)

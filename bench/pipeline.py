@@ -27,10 +27,24 @@ Results alternate OK (status 0) and warning (status 1) per agent, across
 ``--checks`` check names per agent, so the pipeline sees incidents,
 resolutions and OK-after-OK events.
 
+Overload (docs/performance.md, Pipeline, "Overload"): when the backend pushes back,
+each simulated agent queues its due results on its side (as a Sensu agent
+does) and writes them as its socket takes them. So three latencies are
+reported: ``p50_ms``/``p99_ms`` from the result's due time (everything the
+agent waited included), ``wrote_*`` from when it was written to the socket
+(the socket buffers included), and ``accepted_*`` from the backend's own
+histogram (``sensu_agentd_intake_latency_seconds``: read off the socket ->
+handlers done; interpolated inside its buckets). ``--hog N`` runs N
+CPU-burning processes beside everything; ``--recover-rate R`` drops the load
+to R after the rates and reports how long until the agents' queues are empty
+and every result they wrote was handled (``not_arrived`` must be 0), and how
+many keepalive events recorded a failure.
+
 Usage::
 
     .venv/bin/python bench/pipeline.py --nodes 1 3 --rates 500 1000 2000 3000
     .venv/bin/python bench/pipeline.py --nodes 3 --rates 2000 --soak 600 --soak-rate 2000
+    .venv/bin/python bench/pipeline.py --nodes 3 --rates 1000 2000 3000 4000 --seconds 15 --hog 1 --recover-rate 500
 
 Prints one JSON line per measurement and a table at the end.
 """
@@ -90,7 +104,8 @@ def sink_main(args: argparse.Namespace) -> None:
     import socket
 
     arrival_at: list[float] = []  # arrival times, in arrival order (so sorted: windows are bisected)
-    latencies: list[float] = []  # latency of each arrival, same index
+    latencies: list[float] = []  # latency of each arrival from its due time at the agent, same index
+    wrote_lat: list[float] = []  # from when the agent wrote it to its socket, same index
     slow: list[tuple[float, float, str, str]] = []  # (arrival, latency, entity, check) of arrivals over 1 s
     bad = [0]
     sel = selectors.DefaultSelector()
@@ -115,10 +130,16 @@ def sink_main(args: argparse.Namespace) -> None:
         if sent != sent:
             bad[0] += 1
             return
+        at = data.find(b"wrote=")
+        try:
+            wrote = float(data[at + 6:data.index(b" ", at)]) if at >= 0 else sent
+        except ValueError:
+            wrote = sent
         if arrival_at and now < arrival_at[-1]:
             now = arrival_at[-1]  # keep the times sorted if the clock stepped back
         arrival_at.append(now)
         latencies.append(now - sent)
+        wrote_lat.append(now - wrote)
         if now - sent > 1.0:
             event = json.loads(data)
             slow.append((now, now - sent, event["entity"]["metadata"]["name"], event["check"]["metadata"]["name"]))
@@ -132,8 +153,11 @@ def sink_main(args: argparse.Namespace) -> None:
             for i in range(first, end):
                 slices.setdefault(int(arrival_at[i] - t0), []).append(latencies[i])
             slowest = sorted((s for s in slow if t0 <= s[0] < t1), key=lambda s: -s[1])[:10]
+            wlat = wrote_lat[first:end]
             print(json.dumps({"window": {"count": len(lat), "p50_ms": percentile(lat, 50) * 1e3,
                                          "p99_ms": percentile(lat, 99) * 1e3,
+                                         "wrote_p50_ms": percentile(wlat, 50) * 1e3,
+                                         "wrote_p99_ms": percentile(wlat, 99) * 1e3,
                                          "max_ms": max(lat) * 1e3 if lat else None,
                                          "p99_ms_by_second": [round(percentile(v, 99) * 1e3)
                                                               for _, v in sorted(slices.items())],
@@ -189,16 +213,30 @@ def load_main(args: argparse.Namespace) -> None:
     one websocket connection per agent, a ``keepalive`` every 20 s, and
     ``event`` frames on an open-loop schedule with a random phase per agent
     (a new rate starts a new schedule, without a burst).
+
+    When the backend pushes back (the socket takes no more), a result that
+    comes due waits in its agent's queue, as in a Sensu agent, and is written
+    once the socket takes it; each agent holds at most one partly written
+    frame, and its queue at most ``AGENT_QUEUE_MAX`` results (more are
+    counted as ``agent_dropped``: a real agent's queue is bounded too).
+    A result carries its due time (``sent=``) and the time it was written to
+    the socket (``wrote=``); a keepalive skips the queue (our agent sends
+    them directly), so it waits only behind bytes already in the socket.
     """
+    from collections import deque
+
     import heapq
     import selectors
     import socket
 
     endpoints = [(h, int(p)) for h, p in (e.rsplit(":", 1) for e in args.endpoints.split(","))]
     token = base64.b64encode(b"agent:P@ssw0rd!").decode()
-    state = {"connected": 0, "failed": 0, "sent": 0, "closed": 0}
+    state = {"connected": 0, "failed": 0, "sent": 0, "closed": 0, "due": 0, "backlog": 0, "backlog_max": 0,
+             "agent_dropped": 0}
+    queue_max = 10_000  # our sensu-agent's cache-max-events
     sel = selectors.DefaultSelector()
-    fields = {"__TS__": b"%(ts)d", "__NOW__": b"%(now).6f", "__STATUS__": b"%(status)d", "__SEQ__": b"%(seq)d"}
+    fields = {"__TS__": b"%(ts)d", "__NOW__": b"%(now).6f", "__WROTE__": b"%(wrote).6f", "__STATUS__": b"%(status)d",
+              "__SEQ__": b"%(seq)d"}
 
     def emit(obj: dict[str, Any]) -> None:
         print(json.dumps(obj), flush=True)
@@ -228,6 +266,7 @@ def load_main(args: argparse.Namespace) -> None:
             self.sock: socket.socket | None = None
             self.inbox = b""
             self.outbox = b""
+            self.queue: deque[float] = deque()  # due times of results not yet written (the agent's queue)
             self.run = 0
             self.seq = 1
             self.mask = random.randbytes(4) * 4096  # this connection's masking key, repeated over 16 KiB
@@ -237,10 +276,14 @@ def load_main(args: argparse.Namespace) -> None:
             self.results = [template("event", self.name, {
                 "metadata": {"name": f"bench-{c}", "namespace": "default"}, "command": "true", "interval": 10,
                 "subscriptions": ["bench"], "handlers": ["sink"], "status": "__STATUS__",
-                "output": "sent=__NOW__ status __STATUS__", "duration": 0.001}) for c in range(args.checks)]
+                "output": "sent=__NOW__ wrote=__WROTE__ status __STATUS__", "duration": 0.001}) for c in range(args.checks)]
 
         def connect(self, host: str, port: int) -> None:
-            sock = socket.create_connection((host, port), timeout=60)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            if args.agent_sndbuf:  # before connecting, so the kernel never autotunes it upwards
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, args.agent_sndbuf)
+            sock.settimeout(60)
+            sock.connect((host, port))
             key = base64.b64encode(random.randbytes(16)).decode()
             sock.sendall((f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
@@ -316,14 +359,30 @@ def load_main(args: argparse.Namespace) -> None:
             self.outbox = self.outbox[sent:]
             if not self.outbox:
                 sel.modify(self.sock, selectors.EVENT_READ, self)
+                self.pump()
 
-        def send_result(self) -> None:
-            now = time.time()
-            status = (self.run // args.checks) % 2
-            self.send(0x1, self.results[self.run % args.checks] % {
-                b"ts": int(now), b"now": now, b"status": status, b"id": new_id()})
-            self.run += 1
-            state["sent"] += 1
+        def result_due(self, at: float) -> None:
+            """A result comes due: into the agent's queue, then written if the socket takes it."""
+            state["due"] += 1
+            if len(self.queue) >= queue_max:
+                state["agent_dropped"] += 1
+                return
+            self.queue.append(at)
+            state["backlog"] += 1
+            state["backlog_max"] = max(state["backlog_max"], state["backlog"])
+            self.pump()
+
+        def pump(self) -> None:
+            """Write queued results while the socket takes whole frames (one partial frame at most)."""
+            while self.queue and not self.outbox:
+                due_at = self.queue.popleft()
+                state["backlog"] -= 1
+                now = time.time()
+                status = (self.run // args.checks) % 2
+                self.send(0x1, self.results[self.run % args.checks] % {
+                    b"ts": int(now), b"now": due_at, b"wrote": now, b"status": status, b"id": new_id()})
+                self.run += 1
+                state["sent"] += 1
 
         def send_keepalive(self) -> None:
             self.send(0x1, self.keepalive % {b"ts": int(time.time()), b"seq": self.seq,
@@ -358,6 +417,8 @@ def load_main(args: argparse.Namespace) -> None:
         if agent.index in live:
             live.discard(agent.index)
             state["closed"] += 1
+            state["backlog"] -= len(agent.queue)
+            agent.queue.clear()
             emit({"error": f"{agent.name}: {exc!r}"})
             assert agent.sock is not None
             sel.unregister(agent.sock)
@@ -402,7 +463,7 @@ def load_main(args: argparse.Namespace) -> None:
                 continue
             try:
                 if gen:
-                    agents[i].send_result()
+                    agents[i].result_due(time.time() - (time.monotonic() - at))
                 else:
                     agents[i].send_keepalive()
             except OSError as exc:
@@ -468,6 +529,68 @@ def rss_mb(pid: int) -> float:
     return rss_kb(pid) / 1024
 
 
+def tcp_mem_mb() -> float:
+    """Memory the kernel holds in TCP socket buffers, machine-wide (``/proc/net/sockstat``, pages)."""
+    for line in Path("/proc/net/sockstat").read_text().splitlines():
+        if line.startswith("TCP:"):
+            words = line.split()
+            return round(int(words[words.index("mem") + 1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    return 0.0
+
+
+def intake_metrics(urls: list[str]) -> dict[str, Any] | None:
+    """The event intake series of every node's ``/metrics``, summed; None if the backend has none.
+
+    ``buckets`` is the cumulative read-to-handled latency histogram (upper
+    bound in seconds -> count), ``in_flight`` the per-node values.
+    """
+    import httpx
+
+    out: dict[str, Any] = {"buckets": {}, "in_flight": [], "waiting": [], "waits": 0, "blocked_s": 0.0, "shed": 0,
+                           "finished": 0}
+    names = {"sensu_agentd_intake_waits_total": "waits", "sensu_agentd_intake_blocked_seconds_total": "blocked_s",
+             "sensu_agentd_intake_shed_total": "shed", "sensu_agentd_intake_finished_total": "finished"}
+    found = False
+    with httpx.Client(timeout=10) as http:
+        for url in urls:
+            for line in http.get(f"{url}/metrics").text.splitlines():
+                if not line.startswith("sensu_agentd_intake_") or 'kind="event"' not in line:
+                    continue
+                found = True
+                name, value = line.rsplit(" ", 1)
+                base = name.split("{", 1)[0]
+                if base == "sensu_agentd_intake_latency_seconds_bucket":
+                    le = name.split('le="', 1)[1].split('"', 1)[0]
+                    bound = float("inf") if le == "+Inf" else float(le)
+                    out["buckets"][bound] = out["buckets"].get(bound, 0) + float(value)
+                elif base in names:
+                    out[names[base]] += float(value)
+                elif base == "sensu_agentd_intake_in_flight":
+                    out["in_flight"].append(int(float(value)))
+                elif base == "sensu_agentd_intake_waiting_sessions":
+                    out["waiting"].append(int(float(value)))
+    return out if found else None
+
+
+def histogram_quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float | None:
+    """The q-quantile (ms) of the observations made between two cumulative histograms, as Prometheus'
+    ``histogram_quantile`` does: linear inside the bucket it falls in; None without observations."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0) for b in bounds]
+    total = counts[-1] if counts else 0
+    if total <= 0:
+        return None
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for bound, cum in zip(bounds, counts):
+        if cum >= rank:
+            if bound == float("inf"):
+                return lower * 1e3  # beyond the last bound: report the bound (a floor)
+            return (lower + (bound - lower) * ((rank - below) / max(1e-9, cum - below))) * 1e3
+        lower, below = bound, cum
+    return None
+
+
 def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     import httpx
     import trio
@@ -476,10 +599,11 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     from tests.harness.backend import BackendProcess, Cluster, make_cluster_nodes
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    extra = ["--log-level", "warn"] + ([] if args.fsync else ["--etcd-unsafe-no-fsync"])
+    extra = ["--log-level", "warn"] + ([] if args.fsync else ["--etcd-unsafe-no-fsync"]) + args.backend_arg
     nodes = ([BackendProcess("default", "127.0.0.1", tmp / "node", extra_args=extra)] if count == 1
              else make_cluster_nodes(tmp, count, extra_args=extra))
     children: list[Child] = []
+    hogs: list[subprocess.Popen[bytes]] = []
     rows: list[dict[str, Any]] = []
     try:
         for node in nodes:
@@ -508,12 +632,18 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         loads = []
         for n in per:
             loads.append(Child(["load", "--endpoints", endpoints, "--first", str(first), "--count", str(n),
-                                "--checks", str(args.checks), "--prefix", "bench"]))
+                                "--checks", str(args.checks), "--prefix", "bench",
+                                "--agent-sndbuf", str(args.agent_sndbuf)]))
             first += n
         children.extend(loads)
         connected = sum(g.read("connected") for g in loads)
         pids = [n.proc.pid for n in nodes if n.proc]
+        api_urls = [n.api_url for n in nodes]
         print(json.dumps({"nodes": count, "agents_connected": connected}), flush=True)
+        for _ in range(args.hog):  # CPU burners sharing the cores with everything else
+            hogs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+        if hogs:
+            print(json.dumps({"hogs": [h.pid for h in hogs]}), flush=True)
 
         def store_stats() -> tuple[int, int]:
             """Raft proposals (batches) and the operations in them, over every node."""
@@ -535,9 +665,18 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
             gen0 = [cpu_s(g.proc.pid) for g in loads]
             sink0 = cpu_s(sink.proc.pid)
             b0, o0 = store_stats()
+            im0 = intake_metrics(api_urls)
+            hog0 = [cpu_s(h.pid) for h in hogs]
             t0 = time.time()
-            time.sleep(seconds)
+            rss_series: list[list[float]] = []  # every node's RSS, once a second through the window
+            tcp_series: list[float] = []
+            while time.time() < t0 + seconds:
+                rss_series.append([round(rss_mb(p), 1) for p in pids])
+                tcp_series.append(tcp_mem_mb())
+                time.sleep(min(1.0, max(0.0, t0 + seconds - time.time())))
             t1 = time.time()
+            im1 = intake_metrics(api_urls)
+            hog1 = [cpu_s(h.pid) for h in hogs]
             cpu1 = [cpu_s(p) for p in pids]
             wait1 = [rq_wait_s(p) for p in pids]
             ticks1 = machine_ticks()
@@ -568,14 +707,103 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "ops_per_proposal": round((o1 - o0) / max(1, b1 - b0), 1),
                 "backend_cpu_ms_per_event": round(sum(c1 - c0 for c1, c0 in zip(cpu1, cpu0)) / max(1, window["count"]) * 1e3, 2),
                 "rss_mb": [round(rss_mb(p), 1) for p in pids],
+                "rss_max_mb": [max(r[i] for r in rss_series) for i in range(len(pids))] if rss_series else None,
+                "rss_mb_by_second": rss_series,
+                "tcp_mem_max_mb": max(tcp_series) if tcp_series else None,
                 "loadavg_1m": round(os.getloadavg()[0], 1),
+                "hog_cpu_pct": round(sum(c1 - c0 for c1, c0 in zip(hog1, hog0)) / dt * 100) if hogs else 0,
+                # latency as the agent sees it from the time the result was *written to its socket*
+                # (sent=... is its due time, so p50/p99 above include time in the agent's own queue)
+                "wrote_p50_ms": round(window["wrote_p50_ms"], 1), "wrote_p99_ms": round(window["wrote_p99_ms"], 1),
             }
+            if im0 is not None and im1 is not None:
+                # the backend's own figure: from reading the event off the socket to its handler's end
+                row["accepted_p50_ms"] = histogram_quantile(0.50, im0["buckets"], im1["buckets"])
+                row["accepted_p99_ms"] = histogram_quantile(0.99, im0["buckets"], im1["buckets"])
+                for key in ("accepted_p50_ms", "accepted_p99_ms"):
+                    row[key] = round(row[key], 1) if row[key] is not None else None
+                row["intake_waits"] = int(im1["waits"] - im0["waits"])
+                row["intake_blocked_s"] = round(im1["blocked_s"] - im0["blocked_s"], 1)
+                row["intake_shed"] = int(im1["shed"] - im0["shed"])
+                row["intake_in_flight_end"] = im1["in_flight"]
+                row["intake_waiting_end"] = im1["waiting"]
+            for g in loads:
+                g.send("stats")
+            gstats = [g.read("stats") for g in loads]
+            row["agent_backlog_end"] = sum(st.get("backlog", 0) for st in gstats)
+            row["agent_dropped"] = sum(st.get("agent_dropped", 0) for st in gstats)
             row["sustained"] = row["delivered_fraction"] >= SUSTAINED_FRACTION and row["p99_ms"] < P99_TARGET_MS
+            print(json.dumps(row), flush=True)
+            return row
+
+        def recover(rate: float, max_s: float) -> dict[str, Any]:
+            """Load drops to ``rate``: how long until every agent's queue is empty and all it wrote arrived."""
+            for g in loads:
+                g.send(f"rate {rate / len(loads)}")
+            t0 = time.time()
+            row: dict[str, Any] = {"nodes": count, "phase": "recover", "offered_per_s": rate}
+            rss_series: list[list[float]] = []
+            backlog0: int | None = None
+            drained_at = None
+            target: int | None = None  # results written when the agents' queues first emptied
+
+            def poll() -> tuple[int, int, int, list[dict[str, Any]]]:
+                for g in loads:
+                    g.send("stats")
+                gstats = [g.read("stats") for g in loads]
+                sink.send(f"window {time.time()} {time.time()}")
+                arrived = sink.read("window")["total"]
+                return (sum(st["backlog"] for st in gstats), sum(st["sent"] for st in gstats), arrived, gstats)
+
+            while time.time() < t0 + max_s:
+                backlog, written, arrived, gstats = poll()
+                backlog0 = backlog if backlog0 is None else backlog0
+                rss_series.append([round(rss_mb(p), 1) for p in pids])
+                if target is None and backlog == 0:
+                    target = written
+                # drained: the queues emptied and as many results as had been written by then have arrived
+                if target is not None and arrived >= target:
+                    drained_at = time.time()
+                    break
+                time.sleep(1.0)
+            for g in loads:  # then nothing more is sent: every result written must arrive
+                g.send("rate 0")
+            settle = time.time() + max_s  # as long again for what is still queued to drain
+            all_in_s = None  # from the drop until the queues were empty and everything written had arrived
+            while True:
+                backlog, written, arrived, gstats = poll()
+                if backlog == 0 and arrived >= written:
+                    all_in_s = round(time.time() - t0, 1)
+                    break
+                if time.time() > settle:
+                    break
+                time.sleep(0.5)
+            row["all_arrived_after_s"] = all_in_s
+            row.update({"agent_backlog_at_drop": backlog0, "drained_after_s":
+                        round(drained_at - t0, 1) if drained_at else None, "written": written, "arrived": arrived,
+                        "not_arrived": written - arrived,
+                        "agent_dropped": sum(st.get("agent_dropped", 0) for st in gstats),
+                        "rss_max_mb": [max(r[i] for r in rss_series) for i in range(len(pids))],
+                        "rss_mb": rss_series[-1], "loadavg_1m": round(os.getloadavg()[0], 1)})
+            im = intake_metrics(api_urls)
+            if im is not None:
+                row["intake_shed_total"] = int(im["shed"])
+            # did any agent's keepalive arrive too late while its results were held back? (history: last 21)
+            with httpx.Client(timeout=30) as http:
+                auth = http.get(f"{nodes[0].api_url}/auth", auth=("admin", "P@ssw0rd!")).json()["access_token"]
+                events = http.get(f"{nodes[0].api_url}/api/core/v2/namespaces/default/events",
+                                  headers={"Authorization": f"Bearer {auth}"}).json()
+            keepalives = [e for e in events if e["check"]["metadata"]["name"] == "keepalive"]
+            row["keepalive_events"] = len(keepalives)
+            row["keepalive_failures"] = sum(1 for e in keepalives if e["check"].get("status") or any(
+                h.get("status") for h in e["check"].get("history") or ()))
             print(json.dumps(row), flush=True)
             return row
 
         for rate in args.rates:
             rows.append(measure(rate, args.seconds, "rate"))
+        if args.recover_rate is not None:
+            rows.append(recover(args.recover_rate, args.recover_max))
         if args.soak:
             samples = []
             for g in loads:
@@ -624,6 +852,9 @@ def run_cluster(count: int, args: argparse.Namespace) -> list[dict[str, Any]]:
             print(json.dumps({"generator": g.read("stats")}), flush=True)
         return rows
     finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(5)
         for child in children:
             child.close()
         for node in nodes:
@@ -643,6 +874,7 @@ def main() -> None:
     ld.add_argument("--count", type=int, default=100)
     ld.add_argument("--checks", type=int, default=5)
     ld.add_argument("--prefix", default="bench")
+    ld.add_argument("--agent-sndbuf", type=int, default=0)
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--checks", type=int, default=5, help="check names per agent")
@@ -652,6 +884,18 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=0.0, help="seconds at --soak-rate sampling RSS")
     parser.add_argument("--soak-rate", type=float, default=1000.0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary state directories")
+    parser.add_argument("--agent-sndbuf", type=int, default=32 * 1024,
+                        help="SO_SNDBUF of each simulated agent's socket (0: the kernel's autotuning). A real agent "
+                             "sends a few results a minute and its buffer never grows; the generator's, left to "
+                             "autotune, grows to megabytes and hides the agents' queues inside the kernel")
+    parser.add_argument("--backend-arg", action="append", default=[],
+                        help="an extra sensu-backend flag or value, repeatable (--backend-arg=--eventd-buffer-size "
+                             "--backend-arg=250)")
+    parser.add_argument("--hog", type=int, default=0, help="CPU-burning processes to run beside the backends")
+    parser.add_argument("--recover-rate", type=float, default=None,
+                        help="after the rates, drop to this rate and report how long until every queued result "
+                             "was handled")
+    parser.add_argument("--recover-max", type=float, default=180.0, help="give up recovering after this many s")
     parser.add_argument("--fsync-modes", nargs="+", choices=["on", "off"], default=["on"],
                         help="backends sync the journal before acknowledging (on, the default) or not "
                              "(off: --etcd-unsafe-no-fsync); with both, each node count runs both in turn")
@@ -670,7 +914,9 @@ def main() -> None:
             rows += [{**row, "fsync": mode} for row in run_cluster(count, args)]
     print()
     cols = ["nodes", "fsync", "phase", "offered_per_s", "handled_per_s", "delivered_fraction", "p50_ms", "p99_ms",
-            "sustained", "backend_cpu_pct", "backend_cpu_ms_per_event", "raft_ops_per_event", "ops_per_proposal",
+            "wrote_p50_ms", "wrote_p99_ms", "accepted_p50_ms", "accepted_p99_ms", "intake_waits", "intake_shed",
+            "agent_backlog_end", "rss_max_mb", "tcp_mem_max_mb", "hog_cpu_pct", "drained_after_s", "written", "arrived", "not_arrived",
+            "keepalive_failures", "sustained", "backend_cpu_pct", "backend_cpu_ms_per_event", "raft_ops_per_event", "ops_per_proposal",
             "generator_cpu_pct", "sink_cpu_pct", "backend_rq_wait_pct", "machine_idle_pct", "rss_mb", "loadavg_1m"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -52,6 +53,7 @@ from .protocol import (
     parse_handshake,
     parse_request_head,
 )
+from .intake import IntakeGate
 from .session import KeepaliveHandler, Session, SessionServices
 from .workers import ShardedWorkers
 
@@ -64,6 +66,15 @@ HANDSHAKE_TIMEOUT_S: Final = 15.0
 #: Messages buffered between trio-websocket's reader and the session: one keeps
 #: TCP backpressure on a flooding agent instead of growing memory.
 WS_MESSAGE_QUEUE: Final = 1
+#: Bytes of agent events a node holds between the socket and the end of their pipeline (with
+#: ``eventd-buffer-size`` as the count): a few 16 MiB messages, or ~70,000 typical 1 KB results.
+EVENT_INTAKE_MAX_BYTES: Final = 64 * 1024 * 1024
+#: The same for keepalives (``keepalived-buffer-size`` as the count).
+KEEPALIVE_INTAKE_MAX_BYTES: Final = 32 * 1024 * 1024
+#: Receive buffer asked for on agent connections (the kernel doubles it, and no longer autotunes it
+#: up to megabytes): what an agent can have in flight in our kernel while its session is not reading,
+#: so a keepalive sent behind a backlog waits behind at most this much (docs/agents.md, "Overload").
+AGENT_SOCKET_RCVBUF: Final = 32 * 1024
 
 HealthFn = Callable[[], Awaitable[tuple[dict[str, Any], int]]]
 
@@ -165,9 +176,15 @@ class Agentd:
                                                 buffer=config.keepalived_buffer_size, node=node)
         self.event_workers = ShardedWorkers("eventd", workers=config.eventd_workers,
                                             buffer=config.eventd_buffer_size, node=node)
+        # what a node holds of agent traffic, from the read to the end of processing (events: of the pipeline)
+        self.event_gate = IntakeGate("event", max_items=config.eventd_buffer_size,
+                                     max_bytes=EVENT_INTAKE_MAX_BYTES, node=node)
+        self.keepalive_gate = IntakeGate("keepalive", max_items=config.keepalived_buffer_size,
+                                         max_bytes=KEEPALIVE_INTAKE_MAX_BYTES, node=node)
         self.services = SessionServices(store=store, fanout=self.fanout, keepalives=keepalives,
                                         pipeline_hook=pipeline_hook, keepalive_workers=self.keepalive_workers,
-                                        event_workers=self.event_workers, node=node,
+                                        event_workers=self.event_workers, keepalive_gate=self.keepalive_gate,
+                                        event_gate=self.event_gate, node=node,
                                         write_timeout=float(config.agent_write_timeout))
         self._serving_since: float | None = None
         self.listeners: list[trio.SocketListener | trio.SSLListener[trio.SocketStream]] = []
@@ -197,6 +214,9 @@ class Agentd:
                     port, context, host=host, https_compatible=True, backlog=4096))
         except OSError as exc:
             raise AgentListenError(f"agent-port: cannot listen on {self.bind}: {exc.strerror or exc}") from exc
+        for listener in listeners:  # accepted connections inherit it (and size their window scale from it)
+            sock = (listener.transport_listener if isinstance(listener, trio.SSLListener) else listener).socket
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, AGENT_SOCKET_RCVBUF)
         self.listeners = listeners
         try:
             async with trio.open_nursery() as nursery:
@@ -216,7 +236,8 @@ class Agentd:
 
     def statistics(self) -> dict[str, Any]:
         return {**self.stats, **self.services.stats, **self.fanout.statistics(), **self.auth.stats,
-                "keepalives_queued": self.keepalive_workers.queued(), "events_queued": self.event_workers.queued()}
+                "keepalives_queued": self.keepalive_workers.queued(), "events_queued": self.event_workers.queued(),
+                "event_intake": self.event_gate.statistics(), "keepalive_intake": self.keepalive_gate.statistics()}
 
     # ------------------------------------------------------------------ one connection
 

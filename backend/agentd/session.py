@@ -10,12 +10,16 @@ Inbound (runtime.md §1.6): each message is parsed and validated by
 :mod:`.protocol`; a malformed frame, bad JSON, an invalid event or an
 unknown type is **logged and dropped** (agent, type, reason) and the session
 goes on, as in Sensu Go. Only an oversized message closes the connection
-(1009: it cannot be skipped without reading it). Valid
-messages are handed to bounded worker pools (:mod:`.workers`), waiting at
-most ``agent-write-timeout`` for room: keepalives go to keepalived, events to
-:func:`backend.eventd.process.process_valid_event` and then the pipeline
-hook. An event eventd rejects is logged and the session continues; a store
-failure ends the session (the agent reconnects).
+(1009: it cannot be skipped without reading it). A valid message first gets
+room from the node's intake gate (:mod:`.intake`: events and keepalives each
+have their own, bounded by count and bytes, held until the message is
+finished), then goes to a bounded worker pool (:mod:`.workers`): keepalives
+to keepalived, events to :func:`backend.eventd.process.process_valid_event`
+and then the pipeline hook. **While there is no room the session does not
+read its socket**, however long that takes, so TCP pushes back on the agent
+(backpressure; nothing read is dropped for lack of room). An event eventd
+rejects is logged and the session continues; a store failure ends the
+session (the agent reconnects).
 
 Outbound: the fanout calls :meth:`Session.deliver_nowait`, which never
 blocks it. The queue holds :data:`SEND_QUEUE_SIZE` messages; when it is full
@@ -59,6 +63,7 @@ from .protocol import (
     validate_agent_event,
 )
 
+from .intake import IntakeGate, Ticket
 from .workers import ShardedWorkers
 
 if TYPE_CHECKING:
@@ -76,6 +81,8 @@ CLOSE_TIMEOUT_S: Final = 2.0
 CLOSE_NORMAL: Final = 1000
 #: Close reason of a session ended by a store failure.
 STORE_FAILURE: Final = "backend store unavailable"
+#: Overload log lines (a session stops reading, messages shed) are written at most this often per node.
+LOG_EVERY_S: Final = 10.0
 
 
 class KeepaliveHandler(Protocol):
@@ -96,13 +103,24 @@ class SessionServices:
     pipeline_hook: PipelineHook
     keepalive_workers: ShardedWorkers
     event_workers: ShardedWorkers
+    keepalive_gate: IntakeGate
+    event_gate: IntakeGate
     node: str
     write_timeout: float
     stats: dict[str, int] = field(default_factory=lambda: {
         "sessions_opened": 0, "sessions_closed": 0, "keepalives": 0, "events": 0, "events_rejected": 0,
         "protocol_errors": 0, "too_big": 0, "requests_sent": 0, "dropped": 0, "write_timeouts": 0,
-        "busy_drops": 0, "store_errors": 0, "event_bytes_count": 0, "event_bytes_sum": 0,
+        "store_errors": 0, "event_bytes_count": 0, "event_bytes_sum": 0,
     })
+    #: when a "not reading" / "shed" line was last logged (trio clock), to log each at most every LOG_EVERY_S
+    last_logged: dict[str, float] = field(default_factory=dict)
+
+    def log_limited(self, what: str, msg: str, *args: Any, extra: dict[str, Any], level: int = logging.WARNING) -> None:
+        """Log ``msg`` at most once per :data:`LOG_EVERY_S` per ``what`` on this node (overload is loud)."""
+        now = trio.current_time()
+        if now - self.last_logged.get(what, -math.inf) >= LOG_EVERY_S:
+            self.last_logged[what] = now
+            logger.log(level, msg, *args, extra=extra)
 
 
 class Session:
@@ -260,6 +278,7 @@ class Session:
                                    extra=self._extra)
                 return
             received_at = time.time()
+            read_at = trio.current_time()
             stats["event_bytes_count"] += 1
             stats["event_bytes_sum"] += len(data)
             msg_type = ""
@@ -279,49 +298,75 @@ class Session:
                                extra={**self._extra, "agent": self.agent_name, "type": msg_type[:64],
                                       "reason": exc.reason})
                 continue
-            if not await self._handle(frame.type, event, received_at):
+            if not await self._handle(frame.type, event, received_at, len(data), read_at):
                 return
 
-    async def _handle(self, msg_type: str, event: Event, received_at: float) -> bool:
-        """Hand one valid message to the worker pool, waiting at most ``agent-write-timeout``.
+    async def _handle(self, msg_type: str, event: Event, received_at: float, nbytes: int, read_at: float) -> bool:
+        """Get room for one valid message, then hand it to its worker pool; waits as long as it takes.
 
-        Returns False when the session must end (a store failure reported by
-        an earlier job). A message that finds no room in time is dropped,
-        counted and logged.
+        While this waits the session reads nothing more, so the agent's
+        socket fills and TCP pushes back on it. Returns False when the
+        session must end (a store failure reported by an earlier job). If
+        the session ends while waiting, the message is counted as shed and
+        logged: it was read, and will not be processed.
         """
         if self._close[1] == STORE_FAILURE:
             return False
-        stats = self.services.stats
+        services = self.services
         keepalive = msg_type == MSG_KEEPALIVE
-        pool = self.services.keepalive_workers if keepalive else self.services.event_workers
+        gate = services.keepalive_gate if keepalive else services.event_gate
+        pool = services.keepalive_workers if keepalive else services.event_workers
         check = event.check.proxy_entity_name + "/" + event.check_name if event.check is not None else ""
         key = f"{self.namespace}/{event.entity_name}/{check}"
-        job = partial(self._process, msg_type, event, received_at)
-        if pool.submit_nowait(key, job):  # the common case: room, so no deadline to set up
-            return True
-        timeout = self.services.write_timeout
-        with trio.move_on_after(timeout if timeout else math.inf) as scope:
-            await pool.submit(key, job)
-        if scope.cancelled_caught:
-            stats["busy_drops"] += 1
-            logger.error("backend busy: %s not accepted within agent-write-timeout (%.0fs); dropped", msg_type,
-                         timeout, extra={**self._extra, "check": event.check_name})
+        ticket = gate.acquire_nowait(nbytes, read_at)  # the common case: room, no wait set up
+        queued = False
+        try:
+            if ticket is None:
+                st = gate.statistics()
+                services.log_limited(
+                    "full:" + gate.name, "agentd %s intake full (%d messages, %d bytes in flight, %d sessions "
+                    "waiting); not reading from those agents until some finish", gate.name, st["in_flight"],
+                    st["in_flight_bytes"], st["waiting"] + 1,
+                    extra={**self._extra, "agent": self.agent_name, "type": msg_type})
+                ticket = await gate.acquire(nbytes, read_at)
+            job = partial(self._process, msg_type, event, received_at, ticket)
+            if not pool.submit_nowait(key, job):
+                await pool.submit(key, job)
+            queued = True
+        finally:
+            if not queued:
+                if ticket is not None:
+                    ticket.release()
+                gate.shed()
+                services.log_limited("shed:" + gate.name, "agent session ended with a %s read but not processed; "
+                                     "it is lost (%d such so far on this node)", msg_type, gate.stats["shed"],
+                                     extra={**self._extra, "agent": self.agent_name, "check": event.check_name})
         return True
 
-    async def _process(self, msg_type: str, event: Event, received_at: float) -> None:
-        """Runs in a worker: keepalive processing, or eventd then the pipeline."""
+    async def _process(self, msg_type: str, event: Event, received_at: float, ticket: Ticket) -> None:
+        """Runs in a worker: keepalive processing, or eventd then the pipeline.
+
+        The ticket's room is given back when the message is finished: for an
+        event, by the pipeline once its handlers ran (it is handed over with
+        the event), so the gate bounds everything between the socket and the
+        handler; otherwise here.
+        """
         stats = self.services.stats
         extra: dict[str, Any] = {**self._extra, "check": event.check_name}
+        handed = False
         try:
             # agent traffic is throughput-first: its writes may wait a few ms to share Raft entries
             with self.services.store.lingering():
                 if msg_type == MSG_KEEPALIVE:
                     stats["keepalives"] += 1
                     await self.services.keepalives.handle_keepalive(event, received_at=received_at)
+                    ticket.finished()
                 else:
                     stats["events"] += 1
                     merged = await process_valid_event(self.services.store, event, now=int(received_at))
-                    await self.services.pipeline_hook(merged)
+                    # once this returns the pipeline owns the ticket and calls finished() after the handlers
+                    await self.services.pipeline_hook(merged, done=ticket.finished)
+                    handed = True
         except ValidationError as exc:
             stats["events_rejected"] += 1
             logger.warning("rejected %s from agent: %s", msg_type, exc.reason, extra=extra)
@@ -330,3 +375,6 @@ class Session:
             stats["store_errors"] += 1
             logger.error("store error while handling %s; ending the session: %s", msg_type, exc, extra=extra)
             self.close_nowait(CLOSE_GOING_AWAY, STORE_FAILURE)
+        finally:
+            if not handed:
+                ticket.release()  # a no-op once finished() ran

@@ -7,9 +7,10 @@ memory, and every message then misses its deadline together. Sensu hands
 messages to ``keepalived-workers`` / ``eventd-workers`` workers through
 buffers of ``keepalived-buffer-size`` / ``eventd-buffer-size``; we do the same.
 
-A session waits at most ``agent-write-timeout`` for room in the buffer
-(backpressure reaches the agent through TCP); a message that still finds no
-room is dropped, counted and logged by the session, never silently.
+A session first gets room from the node's intake gate (:mod:`.intake`),
+then waits for room in its shard as long as it takes, reading nothing
+meanwhile (backpressure reaches the agent through TCP); nothing is dropped
+for lack of room.
 
 Jobs are sharded by key (``namespace/entity/check``): jobs with the same key
 run one at a time, in arrival order, so the results of one check are merged

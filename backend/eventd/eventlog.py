@@ -36,6 +36,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+from collections.abc import Callable
 from typing import IO, Any, Final
 
 import trio
@@ -187,6 +188,6 @@ class EventLogHook:
         self._log = log
         self._forward = forward
 
-    async def __call__(self, event: dict[str, Any]) -> None:
+    async def __call__(self, event: dict[str, Any], *, done: Callable[[], None] | None = None) -> None:
         self._log.log_nowait(event)
-        await self._forward(event)
+        await self._forward(event, done=done)

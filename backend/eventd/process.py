@@ -28,6 +28,7 @@ import copy
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 import trio
@@ -88,9 +89,14 @@ class PipelineHook(Protocol):
     events that skip eventd (registration, deregistration and deregistration
     resolutions, runtime.md §3/§5.1). Must not raise for a bad event; may
     raise ``StoreError``.
+
+    ``done``, when given, is called exactly once when the event has been
+    through the pipeline (handlers run or failed), *if the call returned*:
+    agentd gives the event's intake room back with it, so its bound covers
+    the pipeline too. If the call raises, the caller still owns ``done``.
     """
 
-    async def __call__(self, event: dict[str, Any]) -> None: ...
+    async def __call__(self, event: dict[str, Any], *, done: Callable[[], None] | None = None) -> None: ...
 
 
 def handled_prefix(namespace: str | None = None, entity: str | None = None) -> str:
@@ -122,7 +128,7 @@ class RecordingPipelineHook:
         self._lock = trio.Lock()
         self.stats = {"events": 0, "recorded": 0, "events_check": 0, "events_metrics": 0}
 
-    async def __call__(self, event: dict[str, Any]) -> None:
+    async def __call__(self, event: dict[str, Any], *, done: Callable[[], None] | None = None) -> None:
         self.stats["events"] += 1
         if event.get("check"):  # by Sensu Go's event_type label: check, else metrics
             self.stats["events_check"] += 1
@@ -130,7 +136,9 @@ class RecordingPipelineHook:
             self.stats["events_metrics"] += 1
         await self._record(event)
         if self._forward is not None:
-            await self._forward(event)
+            await self._forward(event, done=done)
+        elif done is not None:
+            done()
 
     async def _record(self, event: dict[str, Any]) -> None:
         check = event.get("check") or {}

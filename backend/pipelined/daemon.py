@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -135,14 +135,19 @@ class Pipelined:
         self._store = store
         self._assets = assets
         self._workers = max(1, workers)
-        self._send, self._recv = trio.open_memory_channel[dict[str, Any]](max(1, buffer))
+        self._send, self._recv = trio.open_memory_channel[tuple[dict[str, Any], Callable[[], None] | None]](
+            max(1, buffer))
         self._node = node
         self._js = js or JSEngine()
         self.stats = PipelineStats()
 
-    async def __call__(self, event: dict[str, Any]) -> None:
-        """Queue an event for the pipeline (waits when the queue is full)."""
-        await self._send.send(event)
+    async def __call__(self, event: dict[str, Any], *, done: Callable[[], None] | None = None) -> None:
+        """Queue an event for the pipeline (waits when the queue is full).
+
+        ``done`` is called once the event has been handled (or failed), so a
+        caller can hold a resource (agentd's intake room) until then.
+        """
+        await self._send.send((event, done))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if self._assets is not None:
@@ -153,7 +158,7 @@ class Pipelined:
             task_status.started()
 
     async def _worker(self) -> None:
-        async for event in self._recv:
+        async for event, done in self._recv:
             self.stats.events += 1
             started = time.perf_counter()
             try:
@@ -164,6 +169,9 @@ class Pipelined:
                 self.stats.errors += 1
                 ns, entity, check = _names(event)
                 logger.exception("pipeline failed", extra={"namespace": ns, "entity": entity, "check": check})
+            finally:
+                if done is not None:
+                    done()
 
     # ------------------------------------------------------------------ one event
 
