@@ -162,6 +162,25 @@ def handled_seqs(out: Path) -> set[int]:
     return {int(part.split(" ", 1)[0]) for part in text.split("seq=")[1:]}
 
 
+async def start_with_gated_handler(client: httpx.AsyncClient, node: BackendProcess, gate_file: Path,
+                                   out: Path) -> None:
+    """Wait for ``node``, initialize it, and add the pipe handler ``gated``.
+
+    The handler waits until ``gate_file`` exists, then appends the event to
+    ``out`` (one per line; it holds "seq=N"), so the test decides when the
+    pipeline may move.
+    """
+    await node.wait_healthy(client)
+    await init_cluster(Cluster([node], client))
+    token = (await client.get(f"{node.api_url}/auth", auth=ADMIN)).json()["access_token"]
+    command = f"while [ ! -e {gate_file} ]; do sleep 0.05; done; cat >> {out}; echo >> {out}"
+    r = await client.put(f"{node.api_url}/api/core/v2/namespaces/default/handlers/gated",
+                         headers={"Authorization": f"Bearer {token}"},
+                         json={"metadata": {"name": "gated", "namespace": "default"}, "type": "pipe",
+                               "command": command, "timeout": 600})
+    assert r.status_code in (200, 201), r.text
+
+
 async def test_a_node_that_falls_behind_stops_reading_and_then_handles_everything(
         tmp_path: Path, client: httpx.AsyncClient) -> None:
     gate_file, out = tmp_path / "go", tmp_path / "handled.txt"
@@ -171,16 +190,7 @@ async def test_a_node_that_falls_behind_stops_reading_and_then_handles_everythin
     flood = RawAgent(node, "flooder")
     other = RawAgent(node, "bystander")
     try:
-        await node.wait_healthy(client)
-        await init_cluster(Cluster([node], client))
-        token = (await client.get(f"{node.api_url}/auth", auth=ADMIN)).json()["access_token"]
-        # the handler waits for the file, then appends the event (one per line, it holds "seq=N")
-        command = f"while [ ! -e {gate_file} ]; do sleep 0.05; done; cat >> {out}; echo >> {out}"
-        r = await client.put(f"{node.api_url}/api/core/v2/namespaces/default/handlers/gated",
-                             headers={"Authorization": f"Bearer {token}"},
-                             json={"metadata": {"name": "gated", "namespace": "default"}, "type": "pipe",
-                                   "command": command, "timeout": 600})
-        assert r.status_code in (200, 201), r.text
+        await start_with_gated_handler(client, node, gate_file, out)
         before = await metrics(client, node)
         assert before["sensu_agentd_intake_limit"] == INTAKE
 
@@ -258,15 +268,7 @@ async def test_a_message_read_but_abandoned_when_its_session_is_replaced_is_coun
     first = RawAgent(node, "twice")
     second = RawAgent(node, "twice")
     try:
-        await node.wait_healthy(client)
-        await init_cluster(Cluster([node], client))
-        token = (await client.get(f"{node.api_url}/auth", auth=ADMIN)).json()["access_token"]
-        command = f"while [ ! -e {gate_file} ]; do sleep 0.05; done; cat >> {out}; echo >> {out}"
-        r = await client.put(f"{node.api_url}/api/core/v2/namespaces/default/handlers/gated",
-                             headers={"Authorization": f"Bearer {token}"},
-                             json={"metadata": {"name": "gated", "namespace": "default"}, "type": "pipe",
-                                   "command": command, "timeout": 600})
-        assert r.status_code in (200, 201), r.text
+        await start_with_gated_handler(client, node, gate_file, out)
         await trio.to_thread.run_sync(first.connect)
         assert first.write_nowait(result("twice", 0))  # takes the only room
         assert first.write_nowait(result("twice", 1))  # read, then waits for room
@@ -319,15 +321,7 @@ async def test_a_real_agent_queues_on_its_side_and_every_result_arrives_once_the
         "--events-rate-limit", "10000", "--events-burst-limit", "10000"])
     count = 300  # x ~4 KB: far more than the socket buffers between the agent and the node hold
     try:
-        await node.wait_healthy(client)
-        await init_cluster(Cluster([node], client))
-        token = (await client.get(f"{node.api_url}/auth", auth=ADMIN)).json()["access_token"]
-        command = f"while [ ! -e {gate_file} ]; do sleep 0.05; done; cat >> {out}; echo >> {out}"
-        r = await client.put(f"{node.api_url}/api/core/v2/namespaces/default/handlers/gated",
-                             headers={"Authorization": f"Bearer {token}"},
-                             json={"metadata": {"name": "gated", "namespace": "default"}, "type": "pipe",
-                                   "command": command, "timeout": 600})
-        assert r.status_code in (200, 201), r.text
+        await start_with_gated_handler(client, node, gate_file, out)
         async with running_agent(agent):
             async def connected() -> bool:
                 r = await agent.get(client, "/healthz")
