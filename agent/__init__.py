@@ -12,7 +12,7 @@ Modules, in the order data flows:
   check requests, draining the queue
 * :mod:`agent.entity`    -- the entity and system facts
 * :mod:`agent.keepalive` -- the keepalive event (pure)
-* :mod:`agent.executor`  -- running checks and hooks; :mod:`backend.tokens`, :mod:`agent.metrics`
+* :mod:`agent.executor`  -- running checks and hooks; :mod:`core.tokens`, :mod:`agent.metrics`
 * :mod:`agent.queue`     -- the durable on-disk event queue in ``cache-dir``
 * :mod:`agent.api`       -- the local HTTP API (``POST /events``, ``/healthz``, ``/version``)
 """

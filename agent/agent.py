@@ -26,9 +26,9 @@ from typing import Final
 
 import trio
 
-from backend.logging import configure_logging, stop_logging
-from backend.resources.entity import Entity
-from backend.resources.event import Event
+from core.logging import configure_logging, stop_logging
+from core.resources.entity import Entity
+from core.resources.event import Event
 
 from .api import ApiBindError, serve_api
 from .config import AgentConfig

@@ -28,9 +28,9 @@ from typing import Any, Final, Protocol
 import h11
 import trio
 
-from backend.resources.entity import Entity
-from backend.resources.errors import ValidationError, WireTypeError
-from backend.resources.event import Event
+from core.resources.entity import Entity
+from core.resources.errors import ValidationError, WireTypeError
+from core.resources.event import Event
 
 from .queue import QueueFullError
 from .version import AGENT_VERSION

@@ -3,7 +3,7 @@
 Why it looks like :mod:`backend.cli`: operators and automation call
 ``sensu-agent start -c /etc/sensu/agent.yml --backend-url ws://b1:8081
 --backend-url ws://b2:8081 --subscriptions linux,web``; those must keep
-working. Parsing and help layout are the backend's (:mod:`backend.command_line`):
+working. Parsing and help layout are shared with the backend (:mod:`core.command_line`):
 only flags the user typed reach :func:`agent.config.load_config` and override
 the file and the environment.
 ``--backend-url``, ``--subscriptions`` and other list/map flags may be repeated.
@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from backend.command_line import (
+from core.command_line import (
     UsageError,
     flag_lines,
     help_width,
@@ -28,8 +28,8 @@ from backend.command_line import (
     version_command,
     version_help,
 )
-from backend.command_line import version_string as _version_string
-from backend.config_values import format_duration
+from core.command_line import version_string as _version_string
+from core.config_values import format_duration
 
 from .config import CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE, OPTIONS, Option, load_config
 from .version import AGENT_VERSION, BUILD_SHA

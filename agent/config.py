@@ -4,7 +4,7 @@ Why it looks like :mod:`backend.config`: operators already have
 ``/etc/sensu/agent.yml`` files, ``SENSU_*`` variables and ``sensu-agent start``
 flags; they must keep working with the same spelling and defaults (runtime.md
 §2.1). The value rules, the layering and the error wording are the backend's
-(:mod:`backend.config_values`): a key we do not know or a value of the wrong type
+(:mod:`core.config_values`): a key we do not know or a value of the wrong type
 is an error (one line naming the key and where it came from, exit 2) rather than
 being silently ignored.
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from backend.config_values import (
+from core.config_values import (
     DEFAULT_SOURCE,
     ConfigError,
     Kind,
@@ -47,8 +47,8 @@ from backend.config_values import (
     resolve_layers,
     show_value,
 )
-from backend.resources.entity import DEFAULT_REDACT
-from backend.resources.meta import NAME_RE, SUBSCRIPTION_RE
+from core.resources.entity import DEFAULT_REDACT
+from core.resources.meta import NAME_RE, SUBSCRIPTION_RE
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",

@@ -26,7 +26,7 @@ import struct
 import sys
 from typing import Any, Final
 
-from backend.resources.entity import (
+from core.resources.entity import (
     ENTITY_CLASS_AGENT,
     MANAGED_BY_LABEL,
     Deregistration,
@@ -36,8 +36,8 @@ from backend.resources.entity import (
     System,
     entity_subscription,
 )
-from backend.resources.meta import ObjectMeta
-from backend.tokens import token_data
+from core.resources.meta import ObjectMeta
+from core.tokens import token_data
 
 from .config import AgentConfig
 from .version import AGENT_VERSION

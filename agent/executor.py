@@ -36,16 +36,16 @@ from typing import Any, Final
 
 import trio
 
-from backend.resources.check import CheckConfig
-from backend.resources.entity import Entity
-from backend.resources.errors import ValidationError, WireTypeError
-from backend.resources.event import Check, Event, Metrics
-from backend.resources.hook import Hook, HookConfig
-from backend.resources.meta import ObjectMeta
+from core.resources.check import CheckConfig
+from core.resources.entity import Entity
+from core.resources.errors import ValidationError, WireTypeError
+from core.resources.event import Check, Event, Metrics
+from core.resources.hook import Hook, HookConfig
+from core.resources.meta import ObjectMeta
 
 from .metrics import extract_metrics
 from .protocol import encode_json
-from backend.tokens import TokenError, substitute, substitute_all
+from core.tokens import TokenError, substitute, substitute_all
 
 __all__ = [
     "EXIT_DRAIN_S",

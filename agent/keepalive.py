@@ -12,10 +12,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from backend.resources.common import ResourceReference
-from backend.resources.entity import Entity
-from backend.resources.event import Check, Event
-from backend.resources.meta import ObjectMeta
+from core.resources.common import ResourceReference
+from core.resources.entity import Entity
+from core.resources.event import Check, Event
+from core.resources.meta import ObjectMeta
 
 from .config import AgentConfig
 

@@ -18,8 +18,8 @@ import shlex
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from backend.resources.common import MetricTag
-from backend.resources.event import MetricPoint
+from core.resources.common import MetricTag
+from core.resources.event import MetricPoint
 
 __all__ = ["FORMATS", "extract_metrics"]
 

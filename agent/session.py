@@ -27,7 +27,7 @@ from typing import Final
 
 import trio
 
-from backend.resources.errors import WireTypeError
+from core.resources.errors import WireTypeError
 
 from .config import AgentConfig
 from .entity import EntityState

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from backend.version import BUILD_SHA, SENSU_COMPAT_VERSION
+from core.version import BUILD_SHA, SENSU_COMPAT_VERSION
 
 __all__ = ["AGENT_VERSION", "BUILD_SHA"]
 

@@ -28,8 +28,8 @@ from typing import Any
 import bcrypt
 import trio
 
-from backend.resources import User, keys
-from backend.resources.storage import decode, decode_cached, decode_dict, encode_dict
+from core.resources import User, keys
+from core.resources.storage import decode, decode_cached, decode_dict, encode_dict
 from backend.seed import JWT_SECRET_KEY
 from cluster.store import KeyValue, Store
 

@@ -19,7 +19,7 @@ import bcrypt
 import trio
 from quart import Response
 
-from backend.resources.meta import USERNAME_RE
+from core.resources.meta import USERNAME_RE
 from backend.seed import AGENT_PASSWORD, INITIALIZED_KEY, seed_operations
 from cluster import codec
 from cluster.errors import StoreError

@@ -17,7 +17,7 @@ from typing import Any
 from quart import Response
 
 from api.selectors import SelectorError
-from backend.resources.errors import ValidationError
+from core.resources.errors import ValidationError
 from cluster.errors import (
     CompareFailedError,
     KeyNotFoundError,

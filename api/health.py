@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.version import SENSU_COMPAT_VERSION
+from core.version import SENSU_COMPAT_VERSION
 from cluster.membership import MEMBERS_PREFIX, Member, decode_member
 from cluster.store import Store
 

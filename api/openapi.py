@@ -5,7 +5,7 @@ stale document tests the wrong API. Here every path and method comes from
 :class:`api.router.Router` as it is at request time (the document is built
 lazily, so routes registered by any family, in any order, are included), and
 every resource schema comes from the dataclasses in
-:data:`backend.resources.RESOURCES` (field names are the wire names; the
+:data:`core.resources.RESOURCES` (field names are the wire names; the
 "always present" keys of a GET are what ``to_wire()`` emits for an empty
 object, so those are the ``required`` keys of the response schemas).
 
@@ -34,8 +34,8 @@ from typing import Any, Final, Union
 
 from quart import Response
 
-from backend.resources import RESOURCES
-from backend.version import SENSU_COMPAT_VERSION
+from core.resources import RESOURCES
+from core.version import SENSU_COMPAT_VERSION
 
 from .errors import json_body
 from .router import Route, Router

@@ -14,8 +14,8 @@ import binascii
 from dataclasses import dataclass
 from typing import Any, Final
 
-from backend.resources import keys
-from backend.resources.registry import ResourceType
+from core.resources import keys
+from core.resources.registry import ResourceType
 
 __all__ = [
     "CONTINUE_HEADER",

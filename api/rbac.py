@@ -11,9 +11,9 @@ has a new revision and is decoded again.
 
 from __future__ import annotations
 
-from backend.resources import ClusterRole, ClusterRoleBinding, Role, RoleBinding, keys
-from backend.resources.rbac import Rule
-from backend.resources.storage import decode_cached
+from core.resources import ClusterRole, ClusterRoleBinding, Role, RoleBinding, keys
+from core.resources.rbac import Rule
+from core.resources.storage import decode_cached
 from cluster.store import Store
 
 from .auth import Principal

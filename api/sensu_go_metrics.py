@@ -17,7 +17,7 @@ import platform
 from collections.abc import Mapping
 from typing import Any
 
-from backend.version import BUILD_SHA, SENSU_COMPAT_VERSION
+from core.version import BUILD_SHA, SENSU_COMPAT_VERSION
 
 __all__ = ["sensu_go_lines"]
 

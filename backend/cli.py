@@ -3,7 +3,7 @@
 Why it looks like this: operators and automation already call ``sensu-backend
 start -c /etc/sensu/backend.yml --log-level debug`` and ``sensu-backend init
 --cluster-admin-username ...``; those must keep working. Flags are parsed by
-:mod:`backend.command_line` (shared with ``sensu-agent``), so only flags the
+:mod:`core.command_line` (shared with ``sensu-agent``), so only flags the
 user typed reach :func:`backend.config.load_config` and override the file and
 the environment.
 
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TextIO
 
-from backend.command_line import (
+from core.command_line import (
     UsageError,
     flag_lines,
     help_width,
@@ -30,7 +30,7 @@ from backend.command_line import (
     version_command,
     version_help,
 )
-from backend.command_line import version_string as _version_string
+from core.command_line import version_string as _version_string
 from backend.config import (
     DEFAULT_CONFIG_FILE,
     INIT_OPTIONS,
@@ -42,7 +42,7 @@ from backend.config import (
     load_config,
     load_init_options,
 )
-from backend.version import BUILD_SHA, SENSU_COMPAT_VERSION
+from core.version import BUILD_SHA, SENSU_COMPAT_VERSION
 
 __all__ = ["main", "version_string"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
 
-from backend.config_values import (
+from core.config_values import (
     DEFAULT_SOURCE,
     BadValue,
     ConfigError,

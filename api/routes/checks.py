@@ -25,9 +25,9 @@ from typing import Any
 
 from quart import Response
 
-from backend.resources import CheckConfig, HookList, ValidationError, keys
-from backend.resources.meta import WireReader
-from backend.resources.storage import decode, encode, encode_dict
+from core.resources import CheckConfig, HookList, ValidationError, keys
+from core.resources.meta import WireReader
+from core.resources.storage import decode, encode, encode_dict
 from cluster.store import KeyValue
 
 from ..app import ApiCall

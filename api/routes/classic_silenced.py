@@ -39,8 +39,8 @@ from typing import Any, Awaitable, Callable, Final
 
 from quart import Response
 
-from backend.resources import DEFAULT_NAMESPACE, ObjectMeta, Silenced, User, keys, silenced_name
-from backend.resources.registry import ResourceType, resource_type
+from core.resources import DEFAULT_NAMESPACE, ObjectMeta, Silenced, User, keys, silenced_name
+from core.resources.registry import ResourceType, resource_type
 from cluster.store import Store
 
 from ..app import ApiCall

@@ -18,8 +18,8 @@ from dataclasses import replace
 
 from quart import Response
 
-from backend.resources import MANAGED_BY_LABEL, Entity, entity_subscription, keys
-from backend.resources.storage import decode
+from core.resources import MANAGED_BY_LABEL, Entity, entity_subscription, keys
+from core.resources.storage import decode
 from cluster import codec
 from cluster.store import KeyValue
 

@@ -26,8 +26,8 @@ import logging
 from quart import Response
 
 from backend.eventd.process import process_event
-from backend.resources import Event, keys
-from backend.resources.registry import resource_type
+from core.resources import Event, keys
+from core.resources.registry import resource_type
 from cluster.errors import StoreError
 
 from ..app import ApiCall

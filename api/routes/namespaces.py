@@ -21,8 +21,8 @@ from typing import Any
 
 from quart import Response
 
-from backend.resources import ClusterRole, ClusterRoleBinding, RoleBinding, keys
-from backend.resources.storage import decode
+from core.resources import ClusterRole, ClusterRoleBinding, RoleBinding, keys
+from core.resources.storage import decode
 from backend.seed import COMMON_RESOURCES, namespace_side_effects
 from cluster import codec
 from cluster.store import Store

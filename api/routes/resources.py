@@ -37,9 +37,9 @@ from typing import Any
 import trio
 from quart import Response
 
-from backend.resources import TessenConfig, keys
-from backend.resources.registry import ResourceType, resource_type
-from backend.resources.storage import decode_dict, derive_cached, encode
+from core.resources import TessenConfig, keys
+from core.resources.registry import ResourceType, resource_type
+from core.resources.storage import decode_dict, derive_cached, encode
 from backend.seed import TESSEN_KEY
 from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError

@@ -25,8 +25,8 @@ from typing import Any, Callable
 
 from quart import Response
 
-from backend.resources import Silenced, ValidationError, keys
-from backend.resources.storage import encode
+from core.resources import Silenced, ValidationError, keys
+from core.resources.storage import encode
 from cluster.store import Store
 
 from ..app import ApiCall

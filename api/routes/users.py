@@ -32,10 +32,10 @@ from typing import Any, Awaitable, Callable
 
 from quart import Response
 
-from backend.resources import APIKey, ObjectMeta, User, ValidationError, keys
-from backend.resources.registry import ResourceType, resource_type
-from backend.resources.storage import decode_dict
-from backend.resources.user import BCRYPT_PREFIXES
+from core.resources import APIKey, ObjectMeta, User, ValidationError, keys
+from core.resources.registry import ResourceType, resource_type
+from core.resources.storage import decode_dict
+from core.resources.user import BCRYPT_PREFIXES
 from cluster import codec
 from cluster.errors import CompareFailedError
 from cluster.store import KeyValue, Store

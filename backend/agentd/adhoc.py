@@ -26,8 +26,8 @@ from typing import Any, Final
 
 import trio
 
-from backend.resources import CheckConfig, ValidationError, keys
-from backend.resources.storage import decode, decode_dict
+from core.resources import CheckConfig, ValidationError, keys
+from core.resources.storage import decode, decode_dict
 from cluster import codec
 from cluster.errors import StoreError, WatchLaggedError
 from cluster.statemachine import EVENT_PUT

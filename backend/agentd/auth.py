@@ -34,7 +34,7 @@ import trio
 
 from api.auth import SYSTEM_USERS_GROUP, Principal, check_password, load_user
 from api.rbac import is_allowed
-from backend.resources import User, keys
+from core.resources import User, keys
 from cluster.errors import WatchLaggedError
 from cluster.store import Store
 

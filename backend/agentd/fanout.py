@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from backend.resources import keys
-from backend.resources.storage import decode_dict
+from core.resources import keys
+from core.resources.storage import decode_dict
 from cluster.errors import WatchLaggedError
 from cluster.statemachine import EVENT_DELETE, EVENT_PUT, WatchEvent
 from cluster.store import Store

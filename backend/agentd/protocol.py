@@ -36,8 +36,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from backend.resources import Entity, Event, ValidationError, entity_subscription
-from backend.resources.entity import ENTITY_CLASS_AGENT, MANAGED_BY_LABEL
+from core.resources import Entity, Event, ValidationError, entity_subscription
+from core.resources.entity import ENTITY_CLASS_AGENT, MANAGED_BY_LABEL
 
 __all__ = [
     "CLOSE_GOING_AWAY",

@@ -31,8 +31,8 @@ from typing import Any, Final, Sequence
 
 import trio
 
-from backend.resources import Asset, CheckConfig, HookConfig, ValidationError, keys
-from backend.resources.storage import decode, encode_dict
+from core.resources import Asset, CheckConfig, HookConfig, ValidationError, keys
+from core.resources.storage import decode, encode_dict
 from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError
 from cluster.store import Store

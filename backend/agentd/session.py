@@ -41,8 +41,8 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from backend.eventd.process import PipelineHook, process_valid_event
-from backend.resources import Event, ValidationError, keys
-from backend.resources.storage import decode_dict
+from core.resources import Event, ValidationError, keys
+from core.resources.storage import decode_dict
 from cluster.errors import StoreError
 from cluster.store import Store
 

@@ -33,9 +33,9 @@ from typing import Any, Final, Protocol
 
 import trio
 
-from backend.resources import Entity, Event, ValidationError, entity_subscription, keys
-from backend.resources.entity import ENTITY_CLASS_AGENT, ENTITY_CLASS_PROXY
-from backend.resources.storage import (
+from core.resources import Entity, Event, ValidationError, entity_subscription, keys
+from core.resources.entity import ENTITY_CLASS_AGENT, ENTITY_CLASS_PROXY
+from core.resources.storage import (
     decode,
     decode_cached,
     decode_dict,

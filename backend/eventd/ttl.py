@@ -20,8 +20,8 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from backend.resources import keys
-from backend.resources.storage import decode_dict, encode_dict
+from core.resources import keys
+from core.resources.storage import decode_dict, encode_dict
 from cluster.errors import CompareFailedError, StoreError, WatchLaggedError
 from cluster.statemachine import EVENT_DELETE
 from cluster.store import Store

@@ -49,9 +49,9 @@ from typing import Any, Final
 import trio
 
 from backend.eventd.process import EventConflictError, PipelineHook, process_event, process_valid_event
-from backend.resources import Check, Entity, Event, ObjectMeta, ValidationError, entity_subscription, keys
-from backend.resources.entity import ENTITY_CLASS_AGENT, MANAGED_BY_LABEL
-from backend.resources.storage import decode, decode_dict, encode, encode_dict
+from core.resources import Check, Entity, Event, ObjectMeta, ValidationError, entity_subscription, keys
+from core.resources.entity import ENTITY_CLASS_AGENT, MANAGED_BY_LABEL
+from core.resources.storage import decode, decode_dict, encode, encode_dict
 from cluster.errors import CompareFailedError, LeaseNotFoundError, StoreError, WatchLaggedError
 from cluster.statemachine import EVENT_DELETE
 from cluster.store import Store

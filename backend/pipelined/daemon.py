@@ -43,8 +43,8 @@ from backend.pipeline.filters import (
     handler_set_expand,
 )
 from backend.pipeline.jsengine import JSEngine, JSMutatorError, build_event_env
-from backend.resources import keys
-from backend.resources.storage import decode_dict_cached
+from core.resources import keys
+from core.resources.storage import decode_dict_cached
 from backend.summary import Summary
 from cluster.store import Store
 

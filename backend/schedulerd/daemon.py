@@ -34,9 +34,9 @@ import trio
 
 from backend.agentd.requests import load_check_request, publish_check_request
 from backend.pipeline.jsengine import JSEngine, build_entity_env
-from backend.resources import CheckConfig, Entity, keys
-from backend.resources.storage import decode, decode_dict, encode_dict
-from backend.tokens import TokenError, substitute_all, token_data
+from core.resources import CheckConfig, Entity, keys
+from core.resources.storage import decode, decode_dict, encode_dict
+from core.tokens import TokenError, substitute_all, token_data
 from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError, StoreError, WatchLaggedError
 from cluster.statemachine import EVENT_DELETE

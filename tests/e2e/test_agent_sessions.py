@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.resources import keys
+from core.resources import keys
 from tests.harness.agent import AgentProcess, Api, init_backend, put_resource, running_agent, wait_until
 from tests.harness.backend import BackendProcess, Cluster
 

@@ -28,8 +28,8 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 
 from backend.agentd.protocol import MAX_MESSAGE_BYTES
-from backend.resources import CheckConfig, keys
-from backend.resources.storage import encode
+from core.resources import CheckConfig, keys
+from core.resources.storage import encode
 from tests.harness.backend import REPO, BackendProcess, Cluster, free_port
 
 from .test_api_auth import ADMIN, init_cluster

@@ -71,7 +71,7 @@ async def bind_cluster_role(client: httpx.AsyncClient, node: BackendProcess, hea
     if r.status_code in (200, 201):
         return
     assert r.status_code == 404, r.text  # route not there yet: write it the way the registry stores it
-    from backend.resources import resource_type
+    from core.resources import resource_type
 
     rtype = resource_type("clusterrolebindings")
     value = rtype.encode(rtype.from_wire(body))
@@ -87,7 +87,7 @@ async def put_cluster_role(client: httpx.AsyncClient, node: BackendProcess, head
     if r.status_code in (200, 201):
         return
     assert r.status_code == 404, r.text
-    from backend.resources import resource_type
+    from core.resources import resource_type
 
     rtype = resource_type("clusterroles")
     obj = rtype.from_wire(body)

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import trio
 
-from backend.resources import keys
+from core.resources import keys
 from tests.harness.backend import BackendProcess
 
 from .test_api_users import ADMIN, admin_headers, bind_cluster_role, create_user, init_node

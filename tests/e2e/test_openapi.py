@@ -21,7 +21,7 @@ import trio
 
 from api.openapi import OPENAPI_PATH, build_document, documented_operations, routed_operations
 from api.router import Router
-from backend.resources import RESOURCES
+from core.resources import RESOURCES
 from tests.harness.backend import REPO, BackendProcess, free_port
 
 _PARAM = re.compile(r"\{([^}]+)\}")

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.resources.storage import decode_dict
+from core.resources.storage import decode_dict
 from backend.schedulerd.daemon import owner_key, preferred_member
 from tests.harness.agent import (
     AgentProcess,

@@ -16,7 +16,7 @@ from agent.api import MAX_BODY_BYTES, prepare_api_event
 from agent.config import load_config
 from agent.entity import EntityState
 from agent.version import AGENT_VERSION
-from backend.resources.errors import ValidationError, WireTypeError
+from core.resources.errors import ValidationError, WireTypeError
 from tests.harness.backend import free_port
 
 NOW = 1_700_000_000

@@ -22,9 +22,9 @@ from agent.executor import (
     merge_env,
     run_command,
 )
-from backend.resources.check import CheckConfig, HookList
-from backend.resources.event import Event
-from backend.resources.entity import System
+from core.resources.check import CheckConfig, HookList
+from core.resources.event import Event
+from core.resources.entity import System
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}
 NOW = 1_700_000_000

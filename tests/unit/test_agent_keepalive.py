@@ -8,7 +8,7 @@ from agent.config import AgentConfig, load_config
 from agent.entity import EntityState, collect_system, local_entity
 from agent.keepalive import build_keepalive
 from agent.version import AGENT_VERSION
-from backend.resources.entity import System
+from core.resources.entity import System
 
 
 def config(**flags: object) -> AgentConfig:

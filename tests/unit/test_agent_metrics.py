@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.metrics import extract_metrics
-from backend.resources.common import MetricTag
+from core.resources.common import MetricTag
 
 NOW = 1_700_000_000
 

@@ -26,7 +26,7 @@ from backend.agentd.protocol import (
     validate_agent_event,
 )
 from backend.agentd.requests import check_request_key, check_request_prefix, parse_check_request_key
-from backend.resources import Entity
+from core.resources import Entity
 
 
 def keepalive(name: str = "web-01", *, ts: int | None = None, namespace: str = "default") -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from backend.agentd.requests import select_assets
 from backend.assets import RuntimeAsset, asset_env, select_build
-from backend.resources import Asset
+from core.resources import Asset
 
 SHA = "b" * 128
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from backend.eventd.merge import merge_event
 from backend.eventd.process import _merge, _merge_state, _previous, _remember
-from backend.resources.storage import decode_dict, encode_dict
+from core.resources.storage import decode_dict, encode_dict
 from cluster.statemachine import KeyValue
 
 

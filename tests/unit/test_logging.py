@@ -1,4 +1,4 @@
-"""backend.logging: Sensu level names, JSON lines with extra fields, flush on stop."""
+"""core.logging: Sensu level names, JSON lines with extra fields, flush on stop."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from backend.logging import configure_logging, level_from_sensu, stop_logging
+from core.logging import configure_logging, level_from_sensu, stop_logging
 
 
 @pytest.fixture

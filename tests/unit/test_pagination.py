@@ -17,7 +17,7 @@ from api.pagination import (
     start_key,
     token_for,
 )
-from backend.resources import RESOURCES, CheckConfig, Event, keys
+from core.resources import RESOURCES, CheckConfig, Event, keys
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from backend.resources import Asset, ValidationError
-from backend.resources.asset import asset_fields
+from core.resources import Asset, ValidationError
+from core.resources.asset import asset_fields
 
 SHA = "a" * 128
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from backend.resources import CheckConfig, ValidationError, WireTypeError
-from backend.resources.check import check_fields
+from core.resources import CheckConfig, ValidationError, WireTypeError
+from core.resources.check import check_fields
 
 SPEC_EXAMPLE: dict[str, Any] = {
     "command": "check-cpu.sh", "handlers": [], "high_flap_threshold": 0, "interval": 60, "low_flap_threshold": 0,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from backend.resources import DEFAULT_REDACT, REDACTED, Entity, ValidationError, WireTypeError, redact_map
-from backend.resources.entity import entity_fields, entity_subscription
+from core.resources import DEFAULT_REDACT, REDACTED, Entity, ValidationError, WireTypeError, redact_map
+from core.resources.entity import entity_fields, entity_subscription
 
 MINIMAL_WIRE: dict[str, Any] = {
     "entity_class": "proxy",

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from backend.resources import REDACTED, Event, ValidationError, WireTypeError, event_labels
-from backend.resources.event import Check, event_fields
+from core.resources import REDACTED, Event, ValidationError, WireTypeError, event_labels
+from core.resources.event import Check, event_fields
 
 from .test_resources_check import SPEC_EXAMPLE as CHECK_WIRE
 from .test_resources_entity import MINIMAL_WIRE as ENTITY_WIRE

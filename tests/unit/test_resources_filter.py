@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from backend.resources import EventFilter, ValidationError, WireTypeError
-from backend.resources.filter import filter_fields
+from core.resources import EventFilter, ValidationError, WireTypeError
+from core.resources.filter import filter_fields
 
 WIRE: dict[str, Any] = {
     "metadata": {"name": "state_change_only", "namespace": "default"},

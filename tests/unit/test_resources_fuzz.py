@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.resources import (
+from core.resources import (
     RESOURCES,
     Check,
     Hook,

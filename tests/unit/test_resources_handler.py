@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from backend.resources import Handler, ValidationError
-from backend.resources.handler import handler_fields
+from core.resources import Handler, ValidationError
+from core.resources.handler import handler_fields
 
 META = {"name": "notify", "namespace": "default"}
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from backend.resources import HookConfig, ValidationError, WireTypeError
-from backend.resources.hook import hook_fields
+from core.resources import HookConfig, ValidationError, WireTypeError
+from core.resources.hook import hook_fields
 
 WIRE: dict[str, Any] = {
     "metadata": {"name": "ps", "namespace": "default", "created_by": "admin"},

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.resources import keys
+from core.resources import keys
 
 
 def test_layout() -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from backend.resources import ObjectMeta, ValidationError, WireTypeError
-from backend.resources.meta import (
+from core.resources import ObjectMeta, ValidationError, WireTypeError
+from core.resources.meta import (
     ASSET_NAME_RE,
     NAME_RE,
     SUBSCRIPTION_RE,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from backend.resources import Mutator, ValidationError
-from backend.resources.mutator import mutator_fields
+from core.resources import Mutator, ValidationError
+from core.resources.mutator import mutator_fields
 
 WIRE: dict[str, Any] = {
     "metadata": {"name": "m", "namespace": "default"}, "command": "jq .check", "timeout": 0,

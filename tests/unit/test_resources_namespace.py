@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from backend.resources import APIKey, Namespace, TessenConfig, ValidationError, WireTypeError
-from backend.resources.apikey import apikey_fields
-from backend.resources.namespace import namespace_fields
+from core.resources import APIKey, Namespace, TessenConfig, ValidationError, WireTypeError
+from core.resources.apikey import apikey_fields
+from core.resources.namespace import namespace_fields
 
 
 def reason(obj: Namespace | APIKey) -> str:

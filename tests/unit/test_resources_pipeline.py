@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from backend.resources import Pipeline, ValidationError
-from backend.resources.pipeline import pipeline_fields
+from core.resources import Pipeline, ValidationError
+from core.resources.pipeline import pipeline_fields
 
 
 def ref(kind: str, name: str, api: str = "core/v2") -> dict[str, str]:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from backend.resources import ClusterRole, ClusterRoleBinding, Role, RoleBinding, ValidationError
-from backend.resources.rbac import Rule, binding_fields, go_title, role_fields
+from core.resources import ClusterRole, ClusterRoleBinding, Role, RoleBinding, ValidationError
+from core.resources.rbac import Rule, binding_fields, go_title, role_fields
 
 ROLE: dict[str, Any] = {
     "rules": [{"verbs": ["get", "list"], "resources": ["checks"], "resource_names": None}],

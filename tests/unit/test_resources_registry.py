@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.resources import RESOURCES, CheckConfig, Event, User, keys, resource_type
+from core.resources import RESOURCES, CheckConfig, Event, User, keys, resource_type
 
 from .test_resources_event import EVENT_WIRE
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from backend.resources import Silenced, ValidationError, silenced_name
-from backend.resources.silenced import silenced_fields
+from core.resources import Silenced, ValidationError, silenced_name
+from core.resources.silenced import silenced_fields
 
 SPEC_EXAMPLE: dict[str, Any] = {
     "metadata": {"name": "linux:*", "namespace": "default", "created_by": "admin"}, "expire": 3600,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from backend.resources import storage
-from backend.resources.storage import decode_dict_cached, derive_cached, encode_dict, remember_cached
+from core.resources import storage
+from core.resources.storage import decode_dict_cached, derive_cached, encode_dict, remember_cached
 from cluster.statemachine import KeyValue
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.resources.cronspec import cron_error, parse_go_duration
-from backend.resources.jscheck import js_syntax_error
+from core.resources.cronspec import cron_error, parse_go_duration
+from core.resources.jscheck import js_syntax_error
 
 
 @pytest.mark.parametrize("spec", [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.resources import HASH_MISMATCH, PASSWORD_REQUIRED, User, ValidationError, WireTypeError
-from backend.resources.user import user_fields
+from core.resources import HASH_MISMATCH, PASSWORD_REQUIRED, User, ValidationError, WireTypeError
+from core.resources.user import user_fields
 
 HASH = "$2b$10$" + "x" * 53
 

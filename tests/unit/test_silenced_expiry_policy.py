@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.resources import Silenced, ValidationError
+from core.resources import Silenced, ValidationError
 
 
 def entry(**fields: object) -> Silenced:

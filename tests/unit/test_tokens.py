@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from backend.tokens import TokenError, substitute, substitute_all
+from core.tokens import TokenError, substitute, substitute_all
 
 DATA: dict[str, Any] = {
     "name": "web-01",

@@ -1,6 +1,6 @@
 """Checks (``CheckConfig``, spec §2.2): what to run, where, and how often.
 
-The event's ``check`` (:class:`backend.resources.event.Check`) extends this class with
+The event's ``check`` (:class:`core.resources.event.Check`) extends this class with
 the result fields, so both share decoding, validation and wire shape.
 """
 
@@ -299,7 +299,7 @@ class CheckConfig:
 
     @classmethod
     def from_wire(cls, data: Any, *, path: str = "") -> Self:
-        """Lenient decode (see :mod:`backend.resources.meta`); raises :class:`WireTypeError`."""
+        """Lenient decode (see :mod:`core.resources.meta`); raises :class:`WireTypeError`."""
         return cls(**cls._config_kwargs(WireReader(data, path)))
 
     @classmethod

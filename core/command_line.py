@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
-from backend.config_values import ConfigError, Option
+from core.config_values import ConfigError, Option
 
 __all__ = [
     "UsageError",
