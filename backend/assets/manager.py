@@ -127,7 +127,7 @@ def backend_entity(labels: Mapping[str, str] | None = None,
     filter such as ``entity.system.os == 'linux'`` means the same thing on
     both sides.
     """
-    from agent.entity import collect_system  # the agent's collector: one definition of system facts
+    from core.system import collect_system  # the agent's collector too: one definition of system facts
 
     system = collect_system(strip_networks=True).to_wire()
     return {"metadata": {"name": socket.gethostname(), "namespace": "", "labels": dict(labels or {}),
