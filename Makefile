@@ -35,15 +35,18 @@ system-tools:
 run: venv
 	./scripts/run-local.sh
 
-test: venv browser system-tools
+# `lint` first: a type error fails the run before minutes of tests.
+test: venv lint browser system-tools
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=30 $(PYTEST_ARGS)
 
 # docs/screenshots/*.png: every dashboard view, on a fresh 3-node cluster with a real agent.
 screenshots: venv browser
 	$(VENV)/bin/python scripts/screenshots.py docs/screenshots
 
+# compileall over the whole tree, then mypy --strict over the paths [tool.mypy] in pyproject.toml lists.
 lint: venv
-	$(VENV)/bin/python -m compileall -q $$(ls -d cluster backend api agent tests 2>/dev/null)
+	$(VENV)/bin/python -m compileall -q $$(ls -d core cluster backend api agent tests 2>/dev/null)
+	$(VENV)/bin/python -m mypy
 
 clean:
 	rm -rf $(VENV) .state build *.egg-info

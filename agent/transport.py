@@ -334,7 +334,7 @@ async def open_connection(config: AgentConfig, url: str, ssl_context: ssl.SSLCon
             if tls:
                 stream = await trio.open_ssl_over_tcp_stream(
                     host, port, ssl_context=ssl_context or ssl.create_default_context(), https_compatible=True)
-                await stream.do_handshake()  # type: ignore[attr-defined]
+                await stream.do_handshake()
             else:
                 stream = await trio.open_tcp_stream(host, port)
     except BaseException as exc:

@@ -93,14 +93,15 @@ def _empty(value: Any) -> bool:
 
 def _evaluate(lexemes: list[tuple[str, str]], data: Any, token: str) -> Any:
     commands: list[list[tuple[str, str]]] = [[]]
-    for kind, value in lexemes:
+    for kind, text in lexemes:
         if kind == "pipe":
             commands.append([])
         else:
-            commands[-1].append((kind, value))
+            commands[-1].append((kind, text))
     if any(not c for c in commands):
         raise TokenError(f"invalid token {token}: empty command")
     first = commands[0]
+    value: Any
     if first[0][0] == "path" and len(first) == 1:
         value = _lookup(data, first[0][1])
     elif first[0] == ("word", "index") and len(first) >= 3 and first[1][0] == "path":

@@ -284,7 +284,7 @@ class WireReader:
     def get_float(self, key: str) -> float:
         value = self.data.get(key)
         if value.__class__ is float:
-            return value  # type: ignore[no-any-return]
+            return value
         return decode_float(value, self.field(key))
 
     def get_str_list(self, key: str) -> list[str] | None:
