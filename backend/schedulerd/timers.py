@@ -16,13 +16,14 @@ from __future__ import annotations
 import functools
 import os
 import hashlib
-import re
 import struct
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Final
+
+from core.durations import parse_go_duration
 
 __all__ = [
     "CronSchedule",
@@ -35,7 +36,6 @@ __all__ = [
     "next_cron_fire",
     "next_interval_fire",
     "parse_cron",
-    "parse_go_duration",
     "splay_delays",
     "splay_period",
     "validate_cron",
@@ -64,51 +64,6 @@ def next_interval_fire(name: str, interval_s: int, now_ns: int) -> int:
     if interval_s < 1:
         raise ValueError("interval must be at least 1 second")
     return ((check_splay(name) - now_ns) % _U64) % (int(interval_s) * 1_000_000_000)
-
-
-# --------------------------------------------------------------------------- go durations
-
-_DURATION_UNITS: Final = {
-    "ns": 1,
-    "us": 1_000,
-    "\u00b5s": 1_000,
-    "\u03bcs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
-_DURATION_PART: Final = re.compile(r"(\d*)(?:\.(\d*))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
-
-
-def parse_go_duration(text: str) -> float:
-    """Seconds in a Go ``time.ParseDuration`` string (``"1h30m"``, ``"1.5s"``, ``"-2m"``).
-
-    Raises ``ValueError`` on anything Go refuses (missing unit, unknown unit, empty).
-    """
-    s = text
-    if not s:
-        raise ValueError('time: invalid duration ""')
-    sign = 1
-    if s[0] in "+-":
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    if not s:
-        raise ValueError(f'time: invalid duration "{text}"')
-    total_ns = 0.0
-    pos = 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if not m or (m.group(1) == "" and not m.group(2)):
-            raise ValueError(f'time: invalid duration "{text}"')
-        whole = int(m.group(1) or "0")
-        frac = m.group(2) or ""
-        unit = _DURATION_UNITS[m.group(3)]
-        total_ns += whole * unit + (int(frac) * unit / 10 ** len(frac) if frac else 0)
-        pos = m.end()
-    return sign * total_ns / 1e9
 
 
 # --------------------------------------------------------------------------- cron

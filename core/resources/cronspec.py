@@ -1,4 +1,4 @@
-"""Syntax rules for check ``cron`` strings and Go durations.
+"""Syntax rules for check ``cron`` strings (Go durations: :mod:`core.durations`).
 
 Go validates ``cron`` with robfig/cron's ``ParseStandard``: five fields (minute hour
 day-of-month month day-of-week), the ``@yearly``/``@annually``/``@monthly``/``@weekly``/
@@ -9,11 +9,12 @@ lives here: a resource module must stay pure, and the scheduler owns evaluation.
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from typing import Final
 
-__all__ = ["cron_error", "parse_go_duration"]
+from ..durations import parse_go_duration
+
+__all__ = ["cron_error"]
 
 _DESCRIPTORS: Final = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 
@@ -29,49 +30,6 @@ _FIELDS: Final[list[tuple[str, int, int, dict[str, int]]]] = [
     ("month", 1, 12, _MONTHS),
     ("day of week", 0, 6, _DOWS),
 ]
-
-_DURATION_UNITS: Final = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "\u00b5s": 1e-6,  # micro sign
-    "\u03bcs": 1e-6,  # Greek mu
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-_DURATION_PART: Final = re.compile(r"([0-9]*(?:\.[0-9]*)?)([^0-9.]+)")
-
-
-def parse_go_duration(text: str) -> float:
-    """Seconds in a Go duration string (``"1h30m"``, ``"1.5s"``, ``"-2m"``, ``"0"``).
-
-    Raises ``ValueError`` on anything Go's ``time.ParseDuration`` refuses.
-    """
-    s = text
-    sign = 1.0
-    if s[:1] in ("-", "+"):
-        sign = -1.0 if s[0] == "-" else 1.0
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    if not s:
-        raise ValueError(f"invalid duration {text!r}")
-    total = 0.0
-    pos = 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if m is None:
-            raise ValueError(f"invalid duration {text!r}")
-        number, unit = m.group(1), m.group(2)
-        if number in ("", "."):
-            raise ValueError(f"invalid duration {text!r}")
-        if unit not in _DURATION_UNITS:
-            raise ValueError(f"unknown unit {unit!r} in duration {text!r}")
-        total += float(number) * _DURATION_UNITS[unit]
-        pos = m.end()
-    return sign * total
-
 
 def _value(text: str, low: int, high: int, names: dict[str, int]) -> int:
     named = names.get(text.lower())

@@ -15,12 +15,13 @@ from backend.schedulerd.timers import (
     next_cron_fire,
     next_interval_fire,
     parse_cron,
-    parse_go_duration,
     splay_delays,
     splay_period,
     validate_cron,
     validate_subdue,
 )
+
+from core.durations import parse_go_duration
 
 UTC = timezone.utc
 NS = 1_000_000_000
