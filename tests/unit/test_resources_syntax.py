@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.cron import cron_error
 from core.durations import parse_go_duration
-from core.resources.cronspec import cron_error
 from core.resources.jscheck import js_syntax_error
 
 
