@@ -304,6 +304,8 @@ def _next_spec_fire(schedule: CronSchedule, tz: tzinfo, after: datetime) -> date
             if instant > after_utc and (best is None or instant < best):
                 best = instant
                 horizon = wall + slack
+        if best is not None and not slack:
+            return best  # no clock change ahead: wall order is time order
 
 
 def next_cron_fire(expr: str | CronSchedule, after: datetime) -> datetime:
