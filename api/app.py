@@ -34,8 +34,8 @@ from .context import ApiContext
 from .errors import CODE_INVALID, ApiError, error_response, json_body, response_for
 from .health import health_payload, version_payload
 from .metrics import ApiMetrics, render
-from .sensu_go_metrics import sensu_go_lines
-from .intake_metrics import intake_lines
+from .sensu_go_metrics import sensu_go_families
+from .intake_metrics import intake_families
 from .rbac import require
 from .router import Router, split_raw_path
 
@@ -282,7 +282,7 @@ def create_app(ctx: ApiContext) -> QuartTrio:
             "sensu_raft_log_entries": ("Entries in the Raft log since the last dump.", st.log_len),
         }
         return Response(render(metrics, gauges,
-                               extra=lambda: sensu_go_lines(ctx.services) + intake_lines(ctx.services)),
+                               extra=lambda: sensu_go_families(ctx.services) + intake_families(ctx.services)),
                         content_type="text/plain; version=0.0.4")
 
     router.add("/health", {"GET": health}, public=True)

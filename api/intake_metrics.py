@@ -13,7 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["intake_lines"]
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from .metrics import histogram_buckets
+
+__all__ = ["intake_families"]
 
 _COUNTERS = (
     ("sensu_agentd_intake_admitted_total", "admitted", "Agent messages admitted for processing."),
@@ -36,32 +40,25 @@ _GAUGES = (
 )
 
 
-def intake_lines(services: Mapping[str, Any]) -> list[str]:
-    """Prometheus text lines for both intake gates (``kind="event"``, ``kind="keepalive"``)."""
+def intake_families(services: Mapping[str, Any]) -> list[Metric]:
+    """Metric families for both intake gates (``kind="event"``, ``kind="keepalive"``)."""
     agentd = services.get("agentd")
     if agentd is None:
         return []
     gates = [("event", agentd.event_gate), ("keepalive", agentd.keepalive_gate)]
     stats = [(kind, gate.statistics()) for kind, gate in gates]
-    lines: list[str] = []
-    for kind_of, table in (("counter", _COUNTERS), ("gauge", _GAUGES)):
+    families: list[Metric] = []
+    for family_of, table in ((CounterMetricFamily, _COUNTERS), (GaugeMetricFamily, _GAUGES)):
         for name, key, help_text in table:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind_of}")
+            family = family_of(name, help_text, labels=["kind"])
             for kind, st in stats:
-                value = st[key]
-                lines.append(f'{name}{{kind="{kind}"}} {value:.3f}' if isinstance(value, float)
-                             else f'{name}{{kind="{kind}"}} {value}')
-    name = "sensu_agentd_intake_latency_seconds"
-    lines.append(f"# HELP {name} From reading an agent message to its end (events: handlers run).")
-    lines.append(f"# TYPE {name} histogram")
+                family.add_metric([kind], st[key])
+            families.append(family)
+    latency = HistogramMetricFamily("sensu_agentd_intake_latency_seconds",
+                                    "From reading an agent message to its end (events: handlers run).",
+                                    labels=["kind"])
     for kind, gate in gates:
-        cumulative = 0
-        for bound, n in zip(gate.latency_bounds(), gate.latency_counts):
-            cumulative += n
-            lines.append(f'{name}_bucket{{kind="{kind}",le="{bound}"}} {cumulative}')
-        cumulative += gate.latency_counts[-1]
-        lines.append(f'{name}_bucket{{kind="{kind}",le="+Inf"}} {cumulative}')
-        lines.append(f'{name}_sum{{kind="{kind}"}} {gate.stats["latency_sum"]:.6f}')
-        lines.append(f'{name}_count{{kind="{kind}"}} {cumulative}')
-    return lines
+        latency.add_metric([kind], histogram_buckets(gate.latency_bounds(), gate.latency_counts),
+                           sum_value=gate.stats["latency_sum"])
+    families.append(latency)
+    return families

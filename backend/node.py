@@ -27,7 +27,7 @@ from api.dashboard import create_dashboard_app
 from api.debug import create_debug_app
 from api.health import health_payload
 from api.jwtkeys import JwtKeyError, load_jwt_keys
-from api.sensu_go_metrics import sensu_go_lines
+from api.sensu_go_metrics import sensu_go_families
 from cluster.errors import CompareFailedError, StoreError
 from cluster.membership import (
     Member,
@@ -312,7 +312,7 @@ async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, set
         raise StartupError(str(exc)) from exc
     if not config.disable_platform_metrics and config.platform_metrics_logging_interval > 0:
         platform_log = PlatformMetricsLog(config.platform_metrics_log_file, config.platform_metrics_logging_interval,
-                                          lambda: sensu_go_lines(ctx.services))
+                                          lambda: sensu_go_families(ctx.services))
         await nursery.start(platform_log.run)
         ctx.services.update(platform_metrics=platform_log)
     ctx.services.update(pipelined=pipelined, keepalived=keepalived, agentd=agentd, pipeline_hook=hook, assets=assets,

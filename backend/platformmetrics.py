@@ -6,7 +6,8 @@ so that operators without a Prometheus server still have a history of the
 backend's health. We write the same series ``/metrics`` exports under the
 ``sensu_go_`` names, one sample per line in InfluxDB line protocol
 (``name,label=value value=<number> <unix ns>``), a format every log shipper
-and time series database reads.
+and time series database reads. It takes the same metric families as
+``/metrics`` (prometheus_client's data model), not their text.
 
 Resource handling: the file is opened in append mode for each write (in a
 worker thread), so logrotate may move it at any time without a signal. A
@@ -18,45 +19,44 @@ when the error changes; it never stops the backend.
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Iterable
 
 import trio
+from prometheus_client.core import Metric
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["PlatformMetricsLog", "to_line_protocol"]
 
 logger = logging.getLogger(__name__)
-
-_SAMPLE: Final = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-_LABEL: Final = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def _tag(text: str) -> str:
     return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
-def to_line_protocol(prometheus_lines: list[str], now_ns: int) -> list[str]:
-    """Prometheus text samples as InfluxDB line protocol; comments and empty tag values are dropped."""
+def _value(value: float) -> str:
+    value = float(value)
+    return str(int(value)) if value.is_integer() else floatToGoString(value)
+
+
+def to_line_protocol(families: Iterable[Metric], now_ns: int) -> list[str]:
+    """Every sample of ``families`` as InfluxDB line protocol, labels in their order; empty
+    label values are dropped."""
     out = []
-    for line in prometheus_lines:
-        match = _SAMPLE.match(line)
-        if match is None:
-            continue
-        name, labels, value = match.groups()
-        tags = "".join(f",{k}={_tag(bytes(v, 'utf-8').decode('unicode_escape'))}"
-                       for k, v in _LABEL.findall(labels or "") if v)
-        out.append(f"{name}{tags} value={value} {now_ns}")
+    for family in families:
+        for sample in family.samples:
+            tags = "".join(f",{k}={_tag(v)}" for k, v in sample.labels.items() if v)
+            out.append(f"{sample.name}{tags} value={_value(sample.value)} {now_ns}")
     return out
 
 
 class PlatformMetricsLog:
-    """Appends ``source()`` (Prometheus text lines) to ``path`` every ``interval`` seconds."""
+    """Appends ``source()`` (metric families) to ``path`` every ``interval`` seconds."""
 
     name = "platform-metrics"
 
-    def __init__(self, path: str, interval: float, source: Callable[[], list[str]]) -> None:
+    def __init__(self, path: str, interval: float, source: Callable[[], Iterable[Metric]]) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.path = path

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import yaml
 
+from .durations import parse_go_duration
+
 __all__ = [
     "DEFAULT_SOURCE",
     "BadValue",
@@ -129,17 +131,14 @@ def show_value(value: object) -> str:
 _TRUE = {"1", "t", "true", "y", "yes", "on"}
 _FALSE = {"0", "f", "false", "n", "no", "off"}
 _INT_RE = re.compile(r"^[+-]?\d+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-}
 
 
 def parse_duration(text: str) -> float:
     """Parse a Go duration (``15s``, ``1440m``, ``1h30m``, ``10ms``) into seconds.
 
     A bare number is seconds, as Sensu reads ``agent-write-timeout: 15`` and as
-    ``init --timeout 5`` is read. Raises ``ValueError`` on anything else.
+    ``init --timeout 5`` is read; surrounding spaces are ignored. Anything else is
+    Go's grammar (:func:`core.durations.parse_go_duration`). Raises ``ValueError``.
     """
     s = text.strip()
     if not s:
@@ -152,18 +151,10 @@ def parse_duration(text: str) -> float:
         if not math.isfinite(value):
             raise ValueError(f"invalid duration {show_value(text)}")
         return value
-    sign = -1.0 if s.startswith("-") else 1.0
-    body = s[1:] if s[:1] in "+-" else s
-    pos, total = 0, 0.0
-    while pos < len(body):
-        m = _DURATION_PART.match(body, pos)
-        if m is None:
-            raise ValueError(f'invalid duration {show_value(text)} (use e.g. "15s", "10m", "1h30m")')
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if pos == 0:
-        raise ValueError(f"invalid duration {show_value(text)}")
-    return sign * total
+    try:
+        return parse_go_duration(s)
+    except ValueError as exc:
+        raise ValueError(f'invalid duration {show_value(text)} (use e.g. "15s", "10m", "1h30m")') from exc
 
 
 def format_duration(seconds: float) -> str:

@@ -34,6 +34,7 @@ import trio
 
 from backend.agentd.requests import load_check_request, publish_check_request
 from backend.pipeline.jsengine import JSEngine, build_entity_env
+from core.cron import local_zone, next_cron_fire
 from core.resources import CheckConfig, Entity, keys
 from core.resources.storage import decode, decode_dict, encode_dict
 from core.tokens import TokenError, substitute_all, token_data
@@ -42,7 +43,7 @@ from cluster.errors import CompareFailedError, LeaseNotFoundError, StoreError, W
 from cluster.statemachine import EVENT_DELETE
 from cluster.store import Store
 
-from .timers import in_subdue, local_zone, next_cron_fire, next_interval_fire, splay_delays, splay_period
+from .timers import in_subdue, next_interval_fire, splay_delays, splay_period
 
 __all__ = ["Schedulerd", "owner_key", "preferred_member", "OWNER_TTL_S"]
 

@@ -3,9 +3,8 @@
 * Interval checks fire at a phase derived from the check name, so every backend (and
   every restart) computes the same ticks without coordination (Go's
   ``calcExecutionSplay``/``calcInitialOffset``).
-* Cron checks use a small re-implementation of robfig/cron v3's ``ParseStandard`` and
-  ``SpecSchedule.Next``: five fields, descriptors, ``@every <go duration>`` and an
-  optional ``CRON_TZ=``/``TZ=`` prefix; without one, the backend's local time.
+* Cron checks: :mod:`core.cron` (robfig/cron v3's rules over croniter); the backend's
+  local time unless the expression names a zone.
 * Subdue windows (6.7+) skip ticks; ``splay_delays`` spreads proxy requests.
 
 No clocks are read here: callers pass ``now``.
@@ -13,32 +12,23 @@ No clocks are read here: callers pass ``now``.
 
 from __future__ import annotations
 
-import functools
-import os
 import hashlib
-import re
 import struct
-import zoneinfo
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Final
 
+from core.cron import next_cron_fire, parse_cron
+
 __all__ = [
-    "CronSchedule",
     "DEFAULT_SPLAY_COVERAGE",
     "SPLAY_PERIOD_FLOOR_S",
     "SUBDUE_REPEATS",
     "check_splay",
     "in_subdue",
-    "local_zone",
-    "next_cron_fire",
     "next_interval_fire",
-    "parse_cron",
-    "parse_go_duration",
     "splay_delays",
     "splay_period",
-    "validate_cron",
     "validate_subdue",
 ]
 
@@ -64,336 +54,6 @@ def next_interval_fire(name: str, interval_s: int, now_ns: int) -> int:
     if interval_s < 1:
         raise ValueError("interval must be at least 1 second")
     return ((check_splay(name) - now_ns) % _U64) % (int(interval_s) * 1_000_000_000)
-
-
-# --------------------------------------------------------------------------- go durations
-
-_DURATION_UNITS: Final = {
-    "ns": 1,
-    "us": 1_000,
-    "\u00b5s": 1_000,
-    "\u03bcs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
-_DURATION_PART: Final = re.compile(r"(\d*)(?:\.(\d*))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
-
-
-def parse_go_duration(text: str) -> float:
-    """Seconds in a Go ``time.ParseDuration`` string (``"1h30m"``, ``"1.5s"``, ``"-2m"``).
-
-    Raises ``ValueError`` on anything Go refuses (missing unit, unknown unit, empty).
-    """
-    s = text
-    if not s:
-        raise ValueError('time: invalid duration ""')
-    sign = 1
-    if s[0] in "+-":
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    if not s:
-        raise ValueError(f'time: invalid duration "{text}"')
-    total_ns = 0.0
-    pos = 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if not m or (m.group(1) == "" and not m.group(2)):
-            raise ValueError(f'time: invalid duration "{text}"')
-        whole = int(m.group(1) or "0")
-        frac = m.group(2) or ""
-        unit = _DURATION_UNITS[m.group(3)]
-        total_ns += whole * unit + (int(frac) * unit / 10 ** len(frac) if frac else 0)
-        pos = m.end()
-    return sign * total_ns / 1e9
-
-
-# --------------------------------------------------------------------------- cron
-
-_MONTHS: Final = {
-    m: i + 1
-    for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))
-}
-_DOWS: Final = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
-
-_DESCRIPTORS: Final = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _Bounds:
-    name: str
-    low: int
-    high: int
-    names: Mapping[str, int]
-
-
-_FIELDS: Final = (
-    _Bounds("minute", 0, 59, {}),
-    _Bounds("hour", 0, 23, {}),
-    _Bounds("day of month", 1, 31, {}),
-    _Bounds("month", 1, 12, _MONTHS),
-    _Bounds("day of week", 0, 6, _DOWS),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class CronSchedule:
-    """A parsed cron expression.
-
-    Either ``every`` (seconds, for ``@every``) or the five field sets.  ``dom_star`` and
-    ``dow_star`` record an unrestricted ``*``/``?`` day field, which switches day
-    matching from OR to AND exactly as robfig/cron does.  ``tz`` is ``None`` for "the
-    backend's local time".
-    """
-
-    minutes: frozenset[int] = frozenset()
-    hours: frozenset[int] = frozenset()
-    doms: frozenset[int] = frozenset()
-    months: frozenset[int] = frozenset()
-    dows: frozenset[int] = frozenset()
-    dom_star: bool = False
-    dow_star: bool = False
-    every: float | None = None
-    tz: tzinfo | None = None
-
-
-def _parse_value(text: str, bounds: _Bounds) -> int:
-    lowered = text.lower()
-    if lowered in bounds.names:
-        return bounds.names[lowered]
-    if not text.isdigit():
-        raise ValueError(f"failed to parse int from {text}")
-    return int(text)
-
-
-def _parse_range(expr: str, bounds: _Bounds) -> tuple[set[int], bool]:
-    range_and_step = expr.split("/")
-    low_high = range_and_step[0].split("-")
-    star = False
-    if low_high[0] in ("*", "?"):
-        if len(low_high) > 1:
-            raise ValueError(f"too many hyphens: {expr}")
-        start, end, star = bounds.low, bounds.high, True
-    else:
-        start = _parse_value(low_high[0], bounds)
-        if len(low_high) == 1:
-            end = start
-        elif len(low_high) == 2:
-            end = _parse_value(low_high[1], bounds)
-        else:
-            raise ValueError(f"too many hyphens: {expr}")
-    if len(range_and_step) == 1:
-        step = 1
-    elif len(range_and_step) == 2:
-        if not range_and_step[1].isdigit():
-            raise ValueError(f"failed to parse int from {range_and_step[1]}")
-        step = int(range_and_step[1])
-        if len(low_high) == 1:  # "N/step" means "N-max/step"
-            end = bounds.high
-        if step > 1:
-            star = False
-    else:
-        raise ValueError(f"too many slashes: {expr}")
-    if start < bounds.low:
-        raise ValueError(f"beginning of range ({start}) below minimum ({bounds.low}): {expr}")
-    if end > bounds.high:
-        raise ValueError(f"end of range ({end}) above maximum ({bounds.high}): {expr}")
-    if start > end:
-        raise ValueError(f"beginning of range ({start}) beyond end of range ({end}): {expr}")
-    if step == 0:
-        raise ValueError(f"step of range should be a positive number: {expr}")
-    return set(range(start, end + 1, step)), star
-
-
-def _parse_field(text: str, bounds: _Bounds) -> tuple[frozenset[int], bool]:
-    values: set[int] = set()
-    star = False
-    for part in text.split(","):
-        part_values, part_star = _parse_range(part, bounds)
-        values |= part_values
-        star = star or part_star
-    return frozenset(values), star
-
-
-def parse_cron(expr: str) -> CronSchedule:
-    """Parse a cron expression as robfig/cron's ``ParseStandard`` does.
-
-    Raises ``ValueError`` with robfig's wording for anything it would reject.
-    """
-    spec = expr.strip()
-    if not spec:
-        raise ValueError("empty spec string")
-    tz: tzinfo | None = None
-    if spec.startswith("TZ=") or spec.startswith("CRON_TZ="):
-        head, _, rest = spec.partition(" ")
-        zone = head.split("=", 1)[1]
-        try:
-            tz = zoneinfo.ZoneInfo(zone) if zone not in ("UTC", "") else timezone.utc
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"provided bad location {zone}") from None
-        spec = rest.strip()
-    if spec.startswith("@"):
-        if spec.startswith("@every "):
-            try:
-                seconds = parse_go_duration(spec[len("@every "):].strip())
-            except ValueError as exc:
-                raise ValueError(f"failed to parse duration {spec}: {exc}") from None
-            # robfig: at least one second, rounded down to whole seconds.
-            seconds = max(1.0, seconds)
-            return CronSchedule(every=float(int(seconds)), tz=tz)
-        if spec not in _DESCRIPTORS:
-            raise ValueError(f"unrecognized descriptor: {spec}")
-        spec = _DESCRIPTORS[spec]
-    fields = spec.split()
-    if len(fields) != 5:
-        raise ValueError(f"expected exactly 5 fields, found {len(fields)}: {fields}")
-    parsed = [_parse_field(text, bounds) for text, bounds in zip(fields, _FIELDS)]
-    return CronSchedule(
-        minutes=parsed[0][0],
-        hours=parsed[1][0],
-        doms=parsed[2][0],
-        months=parsed[3][0],
-        dows=parsed[4][0],
-        dom_star=parsed[2][1],
-        dow_star=parsed[4][1],
-        tz=tz,
-    )
-
-
-def validate_cron(expr: str) -> str | None:
-    """robfig/cron's error message for ``expr``, or ``None`` if it parses."""
-    try:
-        parse_cron(expr)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def _day_matches(s: CronSchedule, d: date) -> bool:
-    dom = d.day in s.doms
-    dow = ((d.weekday() + 1) % 7) in s.dows
-    if s.dom_star or s.dow_star:
-        return dom and dow
-    return dom or dow
-
-
-@functools.cache
-def local_zone() -> tzinfo:
-    """The backend's local zone with its DST rules, like Go's ``time.Local``.
-
-    ``$TZ`` if it names a zone, else ``/etc/localtime``, else the current fixed offset.
-    Read once and cached (call it at startup to keep file reads off the hot path).
-    """
-    name = os.environ.get("TZ", "").lstrip(":")
-    if name:
-        try:
-            return zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            pass
-    try:
-        with open("/etc/localtime", "rb") as f:
-            return zoneinfo.ZoneInfo.from_file(f, key="localtime")
-    except (OSError, ValueError):
-        return datetime.now().astimezone().tzinfo or timezone.utc
-
-
-def _wall(tz: tzinfo, year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    """Go's ``time.Date`` in ``tz``: month/day overflow normalised, a wall time inside a DST
-    gap shifted forward by the gap, a repeated wall time resolved to its first instant."""
-    year += (month - 1) // 12
-    month = (month - 1) % 12 + 1
-    day_one = date(year, month, 1) + timedelta(days=day - 1)
-    naive = datetime(day_one.year, day_one.month, day_one.day, hour, minute)
-    return naive.replace(tzinfo=tz, fold=0).astimezone(timezone.utc).astimezone(tz)
-
-
-def _add(t: datetime, delta: timedelta) -> datetime:
-    """Absolute-time addition (Go's ``Time.Add``), unlike aware ``datetime + timedelta``."""
-    tz = t.tzinfo
-    assert tz is not None
-    return (t.astimezone(timezone.utc) + delta).astimezone(tz)
-
-
-def _after_utc(t: datetime, ref: datetime) -> bool:
-    # Aware datetimes sharing a tzinfo compare by wall time and ignore ``fold``.
-    return t.astimezone(timezone.utc) > ref.astimezone(timezone.utc)
-
-
-def next_cron_fire(expr: str | CronSchedule, after: datetime) -> datetime:
-    """The first time strictly after ``after`` at which the cron schedule fires.
-
-    Without a ``CRON_TZ``/``TZ`` prefix the schedule runs in ``after``'s own zone, so the
-    caller passes ``after`` in the backend's local zone (``local_zone()``) to get Go's
-    "backend local time"; a naive ``after`` is taken in ``local_zone()``.  Use a
-    ``ZoneInfo`` rather than a fixed offset so DST transitions are honoured: this is a
-    port of robfig/cron's ``SpecSchedule.Next`` (wall-clock steps for months and days,
-    absolute steps for hours and minutes), so a wall time inside a spring-forward gap is
-    skipped and an hourly job also fires in the repeated hour of a fall-back.
-    ``@every d`` fires ``d`` after ``after`` truncated to the second.  The result is
-    expressed in ``after``'s zone.  Raises ``ValueError`` for a bad expression, or if
-    nothing fires within five years (e.g. ``0 0 30 2 *``).
-    """
-    schedule = parse_cron(expr) if isinstance(expr, str) else expr
-    if after.tzinfo is None:
-        after = after.replace(tzinfo=local_zone())
-    out_tz = after.tzinfo
-    if schedule.every is not None:
-        start = after.astimezone(timezone.utc).replace(microsecond=0)
-        return (start + timedelta(seconds=schedule.every)).astimezone(out_tz)
-    tz = schedule.tz or out_tz or local_zone()
-    # Start at the next whole second; the seconds field is always {0}.
-    t = _add(after.astimezone(tz).replace(microsecond=0), timedelta(seconds=1))
-    year_limit = t.year + 5
-    added = False
-    for _ in range(200_000):
-        if t.year > year_limit:
-            break
-        if t.month not in schedule.months:
-            if not added:
-                added = True
-                t = _wall(tz, t.year, t.month, 1)
-            t = _wall(tz, t.year, t.month + 1, t.day, t.hour, t.minute)
-            continue
-        if not _day_matches(schedule, t.date()):
-            if not added:
-                added = True
-                t = _wall(tz, t.year, t.month, t.day)
-            t = _wall(tz, t.year, t.month, t.day + 1, t.hour, t.minute)
-            if t.hour != 0:
-                # DST moved midnight: step back or forward onto a day boundary.
-                t = _add(t, timedelta(hours=24 - t.hour) if t.hour > 12 else timedelta(hours=-t.hour))
-            continue
-        if t.hour not in schedule.hours:
-            if not added:
-                added = True
-                t = _wall(tz, t.year, t.month, t.day, t.hour)
-            t = _add(t, timedelta(hours=1))
-            continue
-        if t.minute not in schedule.minutes:
-            if not added:
-                added = True
-                t = t.replace(second=0)
-            t = _add(t, timedelta(minutes=1))
-            continue
-        if t.second != 0:
-            added = True
-            t = _add(t.replace(second=0), timedelta(minutes=1))
-            continue
-        if _after_utc(t, after):
-            return t.astimezone(out_tz)
-        t = _add(t, timedelta(minutes=1))
-    raise ValueError(f"cron expression {expr!r} never fires within five years")
 
 
 # --------------------------------------------------------------------------- subdues

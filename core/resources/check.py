@@ -24,7 +24,7 @@ from .common import (
     validate_runtime_assets,
     validate_secrets,
 )
-from .cronspec import cron_error
+from ..cron import cron_error
 from .errors import ValidationError, WireTypeError
 from .meta import (
     NAME_RE,

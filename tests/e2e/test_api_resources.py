@@ -183,6 +183,11 @@ async def test_client_errors_are_400s_naming_the_problem(single_node: BackendPro
     assert r.status_code == 400 and r.json()["message"].startswith("resource is invalid: interval")
     r = await api.put(f"{NS}/checks/cpu", check("cpu", interval=0))
     assert r.status_code == 400 and "interval" in r.json()["message"]
+    r = await api.put(f"{NS}/checks/cpu", check("cpu", interval=0, cron="61 * * * *"))
+    assert r.status_code == 400 and r.json()["message"] == (
+        "resource is invalid: cron: invalid cron schedule: minute: end of range (61) above maximum (59): 61")
+    r = await api.put(f"{NS}/checks/cpu", check("cpu", interval=0, cron="CRON_TZ=Mars/Olympus @every 1h"))
+    assert r.status_code == 400 and r.json()["message"].endswith("provided bad location Mars/Olympus")
     r = await api.request("PUT", f"{NS}/checks/cpu", content=b"{not json", headers={"Content-Type": "text/plain"})
     assert r.status_code == 400 and r.json()["code"] == 1
     r = await api.put(f"{NS}/checks/cpu", [1, 2])

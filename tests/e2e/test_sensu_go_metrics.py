@@ -27,7 +27,11 @@ async def node(tmp_path: Path, client: httpx.AsyncClient) -> AsyncIterator[Backe
 
 
 def sample(text: str, series: str) -> float | None:
-    """The value of one exact series line (``name{labels}``) in Prometheus text."""
+    """The value of one exact series line (``name{labels}``) in Prometheus text.
+
+    prometheus_client writes labels sorted by name (as Sensu Go's client_golang does) and
+    values as floats (``1.0``).
+    """
     for line in text.splitlines():
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
@@ -60,13 +64,14 @@ async def test_sensu_go_series_and_platform_metrics_log(tmp_path: Path, node: Ba
             return text if ready else None
 
         text = await wait_until("the sensu_go series", scraped, node.log)
-    assert (sample(text, 'sensu_go_events_processed{status="success",event_type="check"}') or 0) >= 1
-    assert (sample(text, 'sensu_go_pipeline_handler_duration_count{status="success",'
-                         'resource_ref="core/v2.Handler(Name=rec)"}') or 0) >= 1
+    assert (sample(text, 'sensu_go_events_processed{event_type="check",status="success"}') or 0) >= 1
+    assert (sample(text, 'sensu_go_pipeline_handler_duration_count{resource_ref="core/v2.Handler(Name=rec)",'
+                         'status="success"}') or 0) >= 1
     assert (sample(text, 'sensu_go_pipeline_duration_count{status="success"}') or 0) >= 1
-    assert re.search(r'^sensu_go_build_info\{version="[^"]+",buildsha="[^"]*",goversion="[^"]+"\} 1$', text, re.M)
+    assert re.search(r'^sensu_go_build_info\{buildsha="[^"]*",goversion="[^"]+",version="[^"]+"\} 1\.0$', text, re.M)
     assert "# TYPE sensu_go_asset_fetch_duration summary" in text
     assert "sensu_api_requests_total" in text  # our own series stay beside them
+    assert "# TYPE sensu_go_events_processed counter" in text  # Sensu Go's name, without _total
 
     stats_log = tmp_path / "backend-stats.log"
     lines = await wait_until("the platform metrics log",

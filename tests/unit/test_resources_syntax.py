@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.resources.cronspec import cron_error, parse_go_duration
+from core.cron import cron_error
+from core.durations import parse_go_duration
 from core.resources.jscheck import js_syntax_error
 
 

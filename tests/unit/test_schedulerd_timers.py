@@ -11,16 +11,13 @@ import pytest
 from backend.schedulerd.timers import (
     check_splay,
     in_subdue,
-    local_zone,
-    next_cron_fire,
     next_interval_fire,
-    parse_cron,
-    parse_go_duration,
     splay_delays,
     splay_period,
-    validate_cron,
     validate_subdue,
 )
+from core.cron import cron_error, local_zone, next_cron_fire, parse_cron
+from core.durations import parse_go_duration
 
 UTC = timezone.utc
 NS = 1_000_000_000
@@ -130,7 +127,7 @@ def test_descriptors(expr: str, equivalent: str) -> None:
     ],
 )
 def test_validate_cron_errors(expr: str, fragment: str) -> None:
-    message = validate_cron(expr)
+    message = cron_error(expr)
     assert message is not None and fragment in message
 
 
@@ -138,7 +135,7 @@ def test_validate_cron_errors(expr: str, fragment: str) -> None:
     "expr", ["* * * * *", "@every 1h30m", "TZ=Europe/Paris 0 9 * * 1-5", "CRON_TZ=UTC @daily", "0 0 * * SUN"]
 )
 def test_validate_cron_ok(expr: str) -> None:
-    assert validate_cron(expr) is None
+    assert cron_error(expr) is None
 
 
 # --- cron next fire ---
