@@ -30,6 +30,9 @@ __all__ = ["PlatformMetricsLog", "to_line_protocol"]
 
 logger = logging.getLogger(__name__)
 
+#: prometheus_client's Go float formatting (``+Inf``, ``NaN``, Go's exponents); the library leaves it unannotated.
+_go_float: Callable[[float], str] = floatToGoString
+
 
 def _tag(text: str) -> str:
     return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
@@ -37,7 +40,7 @@ def _tag(text: str) -> str:
 
 def _value(value: float) -> str:
     value = float(value)
-    return str(int(value)) if value.is_integer() else floatToGoString(value)
+    return str(int(value)) if value.is_integer() else _go_float(value)
 
 
 def to_line_protocol(families: Iterable[Metric], now_ns: int) -> list[str]:
