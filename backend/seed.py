@@ -14,8 +14,8 @@ from typing import Any
 
 from cluster import codec
 
-from .resources import ClusterRole, ClusterRoleBinding, Namespace, RoleBinding, Role, TessenConfig, User, keys
-from .resources.storage import encode, encode_dict
+from core.resources import ClusterRole, ClusterRoleBinding, Namespace, RoleBinding, Role, TessenConfig, User, keys
+from core.resources.storage import encode, encode_dict
 
 __all__ = [
     "INITIALIZED_KEY",
