@@ -36,6 +36,7 @@ from typing import Any, Final
 
 import trio
 
+from core.frames import encode_json
 from core.resources.check import CheckConfig
 from core.resources.entity import Entity
 from core.resources.errors import ValidationError, WireTypeError
@@ -44,7 +45,6 @@ from core.resources.hook import Hook, HookConfig
 from core.resources.meta import ObjectMeta
 
 from .metrics import extract_metrics
-from .protocol import encode_json
 from core.tokens import TokenError, substitute, substitute_all
 
 __all__ = [

@@ -36,6 +36,7 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError, wrap_server_stream
 
 from backend.config import BackendConfig
+from core.frames import MAX_MESSAGE_BYTES, ProtocolError
 from backend.eventd.process import PipelineHook
 from cluster.errors import StoreError
 from cluster.store import Store
@@ -44,11 +45,9 @@ from .auth import AgentAuthenticator, HandshakeRefused
 from .fanout import Fanout
 from .protocol import (
     MAX_HEAD_BYTES,
-    MAX_MESSAGE_BYTES,
     RESPONSE_HEADERS,
     Handshake,
     HttpRequest,
-    ProtocolError,
     http_response,
     parse_handshake,
     parse_request_head,

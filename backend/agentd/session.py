@@ -41,6 +41,14 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from backend.eventd.process import PipelineHook, process_valid_event
+from core.frames import (
+    MSG_ENTITY_CONFIG,
+    MSG_KEEPALIVE,
+    ProtocolError,
+    decode_frame,
+    decode_payload,
+    encode_json_frame,
+)
 from core.resources import Event, ValidationError, keys
 from core.resources.storage import decode_dict
 from cluster.errors import StoreError
@@ -51,14 +59,8 @@ from .protocol import (
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
     INBOUND_TYPES,
-    MSG_ENTITY_CONFIG,
-    MSG_KEEPALIVE,
-    ProtocolError,
     close_reason,
-    decode_payload,
-    encode_json_frame,
     entity_config_payload,
-    parse_frame,
     session_subscriptions,
     validate_agent_event,
 )
@@ -283,7 +285,7 @@ class Session:
             stats["event_bytes_sum"] += len(data)
             msg_type = ""
             try:
-                frame = parse_frame(data)
+                frame = decode_frame(data)
                 msg_type = frame.type
                 if frame.type not in INBOUND_TYPES:
                     raise ProtocolError(f"unknown message type {frame.type!r}")
