@@ -35,6 +35,7 @@ import trio
 
 from core.resources import Entity, Event, ValidationError, entity_subscription, keys
 from core.resources.entity import ENTITY_CLASS_AGENT, ENTITY_CLASS_PROXY
+from core.resources.event import is_incident, is_resolution
 from core.resources.storage import (
     decode,
     decode_cached,
@@ -53,8 +54,6 @@ from cluster.store import Store
 
 from .merge import (
     OUTPUT_TRUNCATED_LABEL,
-    is_incident,
-    is_resolution,
     merge_event,
     merge_event_in_place,
     output_truncated_bytes,

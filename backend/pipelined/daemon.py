@@ -35,7 +35,6 @@ from typing import Any, Final, Mapping
 import trio
 
 from backend.assets import AssetError, AssetManager, RuntimeAsset, asset_env
-from backend.eventd.merge import is_silenced
 from backend.pipeline.filters import (
     BUILTIN_FILTERS,
     HANDLER_SET_MAX_DEPTH,
@@ -46,6 +45,7 @@ from backend.pipeline.filters import (
 from backend.pipeline.jsengine import JSEngine, JSMutatorError, build_event_env
 from core.execute import HANDLER_POLICY, merge_env, run_command
 from core.resources import keys
+from core.resources.event import is_silenced
 from core.resources.storage import decode_dict_cached
 from backend.summary import Summary
 from cluster.store import Store
