@@ -66,7 +66,7 @@ def sensu_go_lines(services: Mapping[str, Any]) -> list[str]:
         errors = stats["protocol_errors"] + stats["too_big"] + stats["store_errors"]
         lines.append(f"sensu_go_session_errors {errors}")
 
-    hook = services.get("pipeline_hook")
+    hook = services.get("eventd")
     if hook is not None:
         _header(lines, "sensu_go_events_processed", "counter", "The total number of processed events")
         hs = hook.stats

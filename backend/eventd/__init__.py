@@ -1,4 +1,7 @@
-"""eventd: validate -> merge (pure, ``merge.py``) -> store -> publish to the pipeline."""
+"""eventd: validate -> merge (pure, ``merge.py``) -> store -> publish to the pipeline.
+
+The door every event source uses is :class:`backend.eventd.eventd.Eventd` (``submit``).
+"""
 
 from backend.eventd.merge import (
     HISTORY_LENGTH,

@@ -1,6 +1,6 @@
 """pipelined: filters → mutator → handler for every processed event (runtime.md §6).
 
-Events arrive through :meth:`Pipelined.__call__` (the eventd ``PipelineHook``)
+Events arrive through :meth:`Pipelined.__call__` (eventd's ``PipelineHook``)
 from the node that processed them, so each event is handled by exactly one
 node. A bounded queue gives backpressure: when it is full the caller waits
 rather than an event being dropped silently. ``pipelined-workers`` tasks drain
