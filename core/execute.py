@@ -151,14 +151,14 @@ async def run_command(command: str, *, timeout: float, env: Mapping[str, str], s
         finally:
             done.set()
 
+    spawn = partial(trio.run_process, [policy.shell, "-c", command],
+                    stdin=stdin if stdin is not None else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, start_new_session=True, env=dict(env), check=False)
+    if policy.kill_group_on_cancel:
+        spawn = partial(spawn, deliver_cancel=_kill_group)
     try:
         async with trio.open_nursery() as nursery:
-            proc: trio.Process = await nursery.start(partial(
-                trio.run_process, [policy.shell, "-c", command],
-                stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=dict(env),
-                check=False, **({"deliver_cancel": _kill_group} if policy.kill_group_on_cancel else {}),
-            ))
+            proc: trio.Process = await nursery.start(spawn)
             assert proc.stdout is not None
             eof = trio.Event()
             nursery.start_soon(read_output, proc.stdout, eof)
