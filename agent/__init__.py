@@ -7,7 +7,7 @@ Modules, in the order data flows:
 * :mod:`agent.cli`       -- ``sensu-agent start|version|help``
 * :mod:`agent.agent`     -- the composition root: queue, API, connection loop, signals
 * :mod:`agent.transport` -- websocket dialing, TLS, heartbeats, backoff, URL permutation
-* :mod:`agent.protocol`  -- frames and handshake headers (pure)
+* :mod:`agent.protocol`  -- handshake headers (pure; frames are :mod:`core.frames`)
 * :mod:`agent.session`   -- one connection's life: entity_config gate, keepalives,
   check requests, draining the queue
 * :mod:`agent.entity`    -- the entity and system facts

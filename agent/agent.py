@@ -26,6 +26,7 @@ from typing import Final
 
 import trio
 
+from core.frames import encode_json
 from core.logging import configure_logging, stop_logging
 from core.resources.entity import Entity
 from core.resources.event import Event
@@ -34,7 +35,6 @@ from .api import ApiBindError, serve_api
 from .config import AgentConfig
 from .entity import SYSTEM_REFRESH_S, EntityState, collect_system
 from .executor import Executor, encode_event
-from .protocol import encode_json
 from .queue import ORIGIN_API, ORIGIN_CHECK, EventQueue, QueueError, QueueFullError, open_event_queue
 from .session import RateLimiter, Session
 from .transport import Backoff, BackendPicker, ConnectError, ConnectionLost, build_ssl_context, open_connection

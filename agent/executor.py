@@ -2,12 +2,13 @@
 
 Why it is built this way:
 
-* Every command runs as ``sh -c <command>`` through :func:`trio.run_process`
-  in its **own process group** (``start_new_session``). At the check's
-  ``timeout`` the whole group gets SIGKILL -- a check that forks
-  (``sleep 100 | cat``) must not leave children behind -- and the result is
-  status 2 with ``Execution timed out\\n`` + the partial output. stdout and
-  stderr share one pipe, so ``output`` interleaves them as the command wrote.
+* Every command runs through :func:`core.execute.run_command` with the
+  agent's :data:`~core.execute.CHECK_POLICY`: ``sh -c <command>`` in its
+  **own process group**; at the check's ``timeout`` the whole group gets
+  SIGKILL -- a check that forks (``sleep 100 | cat``) must not leave
+  children behind -- and the result is status 2 with ``Execution timed
+  out\\n`` + the partial output. stdout and stderr share one pipe, so
+  ``output`` interleaves them as the command wrote.
 * The in-progress guard (name + proxy entity) drops a request whose previous
   run is still going, with an error log and no event, as Sensu does.
 * Executions belong to the *agent*, not to a connection: a check that is
@@ -23,167 +24,41 @@ Environment: the agent's environment captured at startup, then the request's
 from __future__ import annotations
 
 import logging
-import os
 import shlex
-import signal
-import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Final
 
 import trio
 
+from core.execute import FAILURE_STATUS, merge_env, run_command
+from core.frames import encode_json
 from core.resources.check import CheckConfig
 from core.resources.entity import Entity
 from core.resources.errors import ValidationError, WireTypeError
 from core.resources.event import Check, Event, Metrics
 from core.resources.hook import Hook, HookConfig
 from core.resources.meta import ObjectMeta
-
-from .metrics import extract_metrics
-from .protocol import encode_json
 from core.tokens import TokenError, substitute, substitute_all
 
+from .metrics import extract_metrics
+
 __all__ = [
-    "EXIT_DRAIN_S",
     "MAX_EVENT_BYTES",
-    "FAILURE_STATUS",
     "MISSING_HOOK_TIMEOUT",
-    "TIMEOUT_OUTPUT",
-    "TIMEOUT_STATUS",
     "CheckRequest",
-    "CommandResult",
     "Executor",
     "encode_event",
     "hooks_for_status",
-    "merge_env",
-    "run_command",
 ]
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT_STATUS: Final = 2
-TIMEOUT_OUTPUT: Final = "Execution timed out\n"
-FAILURE_STATUS: Final = 3
-"""Status of a command that cannot start and of agent-side failure events (§10)."""
 MISSING_HOOK_TIMEOUT: Final = 5
-EXIT_DRAIN_S: Final = 1.0
-"""After a command exits, how long to wait for the rest of its output: a child it
-left running in the background may hold the pipe open forever."""
-_READ_CHUNK: Final = 65536
 
 Clock = Callable[[], float]
-
-
-# ---------------------------------------------------------------------------------
-# Running one command
-# ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    """What a command did: merged output, exit status, seconds taken, whether it timed out."""
-
-    output: str
-    status: int
-    duration: float
-    timed_out: bool = False
-
-
-async def _kill_group(proc: trio.Process) -> None:
-    """``deliver_cancel`` for :func:`trio.run_process`: SIGKILL the command's whole group."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    except PermissionError:  # not our group after all (cannot happen with start_new_session)
-        proc.kill()
-
-
-def _exit_status(returncode: int) -> int:
-    """A signal death (negative return code) is reported as unknown (3), not as
-    Go's -1 read as an unsigned 4294967295."""
-    return returncode if returncode >= 0 else FAILURE_STATUS
-
-
-def _first_spawn_error(group: BaseExceptionGroup[OSError | ValueError]) -> OSError | ValueError:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    assert isinstance(exc, (OSError, ValueError))
-    return exc
-
-
-async def run_command(command: str, *, timeout: float, env: Mapping[str, str],
-                      stdin: bytes | None = None) -> CommandResult:
-    """Run ``sh -c command`` in its own process group; never raises for the command's sake.
-
-    ``timeout`` > 0 kills the group at expiry (status 2, ``Execution timed out``
-    + partial output); 0 means no limit. ``stdin`` bytes are written to the
-    command's stdin and it is closed; ``None`` gives it ``/dev/null``. A command
-    that cannot start gives status 3 and the error as output. Cancellation (agent
-    shutdown) kills the group too and propagates.
-    """
-    output = bytearray()
-    started = time.monotonic()
-    timed_out = False
-    spawn_error: OSError | ValueError | None = None
-    deadline = trio.current_time() + timeout if timeout > 0 else float("inf")
-
-    async def read_output(stream: trio.abc.ReceiveStream, done: trio.Event) -> None:
-        try:
-            while chunk := await stream.receive_some(_READ_CHUNK):
-                output.extend(chunk)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        finally:
-            done.set()
-
-    try:
-        with trio.CancelScope(deadline=deadline) as scope:
-            async with trio.open_nursery() as nursery:
-                proc: trio.Process = await nursery.start(partial(
-                    trio.run_process, ["sh", "-c", command],
-                    stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    start_new_session=True, env=dict(env), check=False, deliver_cancel=_kill_group,
-                ))
-                assert proc.stdout is not None
-                eof = trio.Event()
-                nursery.start_soon(read_output, proc.stdout, eof)
-                await proc.wait()
-                with trio.move_on_after(EXIT_DRAIN_S):
-                    await eof.wait()
-                nursery.cancel_scope.cancel()  # stop reading: a background child keeps the pipe
-        timed_out = scope.cancelled_caught
-    except* (OSError, ValueError) as group:  # ValueError: a NUL byte in the command or environment
-        spawn_error = _first_spawn_error(group)
-    duration = time.monotonic() - started
-    if spawn_error is not None:
-        reason = spawn_error.strerror if isinstance(spawn_error, OSError) and spawn_error.strerror else spawn_error
-        return CommandResult(output=f"cannot execute sh: {reason}", status=FAILURE_STATUS,
-                             duration=duration)
-    text = output.decode("utf-8", errors="replace")
-    if timed_out:
-        return CommandResult(output=TIMEOUT_OUTPUT + text, status=TIMEOUT_STATUS, duration=duration, timed_out=True)
-    return CommandResult(output=text, status=_exit_status(proc.returncode), duration=duration)
-
-
-def merge_env(base: Mapping[str, str], *layers: Sequence[str] | None) -> dict[str, str]:
-    """``base`` updated by each layer of ``KEY=VALUE`` strings in order (later wins).
-
-    Entries without ``=`` are ignored (validation refuses them on the backend).
-    """
-    env = dict(base)
-    for layer in layers:
-        for entry in layer or ():
-            key, sep, value = entry.partition("=")
-            if sep and key:
-                env[key] = value
-    return env
 
 
 # ---------------------------------------------------------------------------------

@@ -27,13 +27,7 @@ from typing import Final
 
 import trio
 
-from core.resources.errors import WireTypeError
-
-from .config import AgentConfig
-from .entity import EntityState
-from .executor import Executor
-from .keepalive import build_keepalive
-from .protocol import (
+from core.frames import (
     MSG_CHECK_REQUEST,
     MSG_ENTITY_CONFIG,
     MSG_EVENT,
@@ -42,6 +36,12 @@ from .protocol import (
     decode_json,
     encode_json,
 )
+from core.resources.errors import WireTypeError
+
+from .config import AgentConfig
+from .entity import EntityState
+from .executor import Executor
+from .keepalive import build_keepalive
 from .queue import ORIGIN_API, EventQueue
 from .transport import Connection, ConnectionLost
 
@@ -179,14 +179,14 @@ class Session:
 
     def _on_entity_config(self, payload: bytes) -> None:
         try:
-            self.entity.adopt(decode_json(payload))
+            self.entity.adopt(decode_json(payload, MSG_ENTITY_CONFIG))
         except (ProtocolError, WireTypeError) as exc:
             logger.error("invalid entity_config from backend: %s", exc, extra=self._log_extra())
         self._got_entity_config.set()
 
     def _on_check_request(self, payload: bytes) -> None:
         try:
-            doc = decode_json(payload)
+            doc = decode_json(payload, MSG_CHECK_REQUEST)
         except ProtocolError as exc:
             logger.error("invalid check_request from backend: %s", exc, extra=self._log_extra())
             return

@@ -53,17 +53,10 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
+from core.frames import MAX_MESSAGE_BYTES, Frame, ProtocolError, decode_frame, encode_frame
+
 from .config import AgentConfig
-from .protocol import (
-    CLOSE_GOING_AWAY,
-    CLOSE_REASON,
-    Frame,
-    ProtocolError,
-    decode_frame,
-    encode_frame,
-    handshake_headers,
-    negotiated_content_type,
-)
+from .protocol import CLOSE_GOING_AWAY, CLOSE_REASON, handshake_headers, negotiated_content_type
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -78,8 +71,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
-"""Largest message accepted from the backend (check requests with big configs)."""
 CLOSE_TIMEOUT_S: Final = 2.0
 #: How long a write may stay blocked (the backend not reading) before missing pongs end the connection.
 BACKPRESSURE_MAX_S: Final = 600.0

@@ -7,6 +7,7 @@ from typing import Any
 
 from backend.config import BackendConfig
 from api.jwtkeys import JwtKeyPair
+from core.event_processing import EventProcessor
 from cluster.membership import Member
 from cluster.store import Store
 
@@ -20,6 +21,8 @@ class ApiContext:
     node_name: str
     initial_members: list[Member]
     cluster_id: int
+    #: eventd's door (``POST``/``PUT`` events go through it, as agent results do)
+    events: EventProcessor
     #: ``jwt-*-key-file`` keys, loaded at start-up; None: HS256 with the stored secret only
     jwt_keys: JwtKeyPair | None = None
     #: free-form per-node services the API may use (bus, metrics registry, ...)

@@ -64,7 +64,7 @@ def sensu_go_families(services: Mapping[str, Any]) -> list[Metric]:
         errors.add_metric([], stats["protocol_errors"] + stats["too_big"] + stats["store_errors"])
         families += [sessions, event_bytes, errors]
 
-    hook = services.get("pipeline_hook")
+    hook = services.get("eventd")
     if hook is not None:
         processed = GoCounterFamily("sensu_go_events_processed", "The total number of processed events",
                                     labels=["status", "event_type"])

@@ -12,7 +12,7 @@ import gc
 import logging
 import signal
 import sys
-import time
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
@@ -44,8 +44,8 @@ from .agentd import AdhocExecutor, Agentd, AgentListenError
 from .assets import AssetError, AssetManager
 from .config import BackendConfig
 from core.config_values import DEFAULT_SOURCE
-from .eventd.eventlog import EventLog, EventLogError, EventLogHook
-from .eventd.process import RecordingPipelineHook, process_event
+from .eventd.eventd import Eventd
+from .eventd.eventlog import EventLog, EventLogError
 from .eventd.ttl import TTLMonitor
 from .keepalived import Keepalived
 from core.logging import configure_logging, level_from_sensu, stop_logging
@@ -219,17 +219,19 @@ async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Stor
                                                  config.jwt_public_key_file)
     except JwtKeyError as exc:
         raise StartupError(str(exc)) from exc
+    events = _event_path(config, settings, store)
     ctx = ApiContext(
         store=store,
         config=config,
         node_name=settings.name,
         initial_members=list(settings.members),
         cluster_id=settings.cluster_id,
+        events=events.eventd,
         jwt_keys=jwt_keys,
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_register_members, store, settings)
-        await _start_agent_daemons(nursery, config, settings, store, ctx)
+        await _start_agent_daemons(nursery, config, settings, store, ctx, events)
         api_app = create_app(ctx)
         await _serve_http(
             nursery, api_app, config.api_listen_address, "api-listen-address", wait=config.api_serve_wait_time,
@@ -261,50 +263,64 @@ async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Stor
                 break
 
 
-async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, settings: RaftSettings, store: Store,
-                               ctx: ApiContext) -> None:
-    """pipelined, keepalived, the TTL monitor, the ad hoc executor, schedulerd and
-    agentd, in that order (STYLE §3): a daemon starts only after the ones it feeds.
+@dataclass(frozen=True, slots=True)
+class _EventPath:
+    """eventd and what it feeds, built (not started) before the API context that is given eventd."""
 
-    Processed events reach pipelined through the eventd hook, which also
-    records handled incidents in the store (backend/eventd/process.py).
-    """
+    eventd: Eventd
+    pipelined: Pipelined
+    assets: AssetManager
+    event_log: EventLog | None
+
+
+def _event_path(config: BackendConfig, settings: RaftSettings, store: Store) -> _EventPath:
+    """Build eventd, pipelined (with its asset manager) and the optional event log; nothing runs yet."""
     assets = AssetManager(config.cache_dir, rate=config.assets_rate_limit, burst=config.assets_burst_limit,
                           trusted_ca_file=config.trusted_ca_file,
                           insecure_skip_tls_verify=config.insecure_skip_tls_verify, labels=config.labels,
                           annotations=config.annotations)
     pipelined = Pipelined(store, workers=config.pipelined_workers, buffer=config.pipelined_buffer_size,
                           node=settings.name, assets=assets)
-    try:
-        await nursery.start(pipelined.run)
-    except AssetError as exc:  # only the CA file can fail here: it names the setting
-        raise StartupError(f"{exc.asset}: {exc.reason}") from exc
-    forward: Any = pipelined
+    event_log = None
     if config.event_log_file:
         event_log = EventLog(config.event_log_file, buffer_size=config.event_log_buffer_size,
                              buffer_wait=config.event_log_buffer_wait,
                              parallel_encoders=config.event_log_parallel_encoders)
+    eventd = Eventd(store, node=settings.name, pipelined=pipelined, event_log=event_log)
+    return _EventPath(eventd=eventd, pipelined=pipelined, assets=assets, event_log=event_log)
+
+
+async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, settings: RaftSettings, store: Store,
+                               ctx: ApiContext, events: _EventPath) -> None:
+    """pipelined, the event log, keepalived, the TTL monitor, the ad hoc executor,
+    schedulerd and agentd, in that order (STYLE §3): a daemon starts only after
+    the ones it feeds.
+
+    Every event source (agentd, keepalived, the TTL monitor, the API through
+    ``ctx.events``) is given the one :class:`Eventd`, which stores events and
+    hands them to pipelined (backend/eventd/eventd.py).
+    """
+    pipelined, eventd = events.pipelined, events.eventd
+    try:
+        await nursery.start(pipelined.run)
+    except AssetError as exc:  # only the CA file can fail here: it names the setting
+        raise StartupError(f"{exc.asset}: {exc.reason}") from exc
+    if events.event_log is not None:
         try:
-            await nursery.start(event_log.run)
+            await nursery.start(events.event_log.run)
         except EventLogError as exc:
             raise StartupError(str(exc)) from exc
-        ctx.services.update(event_log=event_log)
-        forward = EventLogHook(event_log, pipelined)
-    hook = RecordingPipelineHook(store, node=settings.name, forward=forward)
-    keepalived = Keepalived(store, node=settings.name, pipeline_hook=hook,
+        ctx.services.update(event_log=events.event_log)
+    keepalived = Keepalived(store, node=settings.name, eventd=eventd,
                             deregistration_handler=config.deregistration_handler,
                             workers=config.keepalived_workers, buffer_size=config.keepalived_buffer_size)
     await nursery.start(keepalived.run)
-
-    async def process_ttl_failure(event: dict[str, Any]) -> None:
-        await hook(await process_event(store, event, now=int(time.time())))
-
-    ttl_monitor = TTLMonitor(store, process_ttl_failure, node=settings.name)
+    ttl_monitor = TTLMonitor(store, eventd, node=settings.name)
     await nursery.start(ttl_monitor.run)
     await nursery.start(AdhocExecutor(store, node=settings.name).run)
     schedulerd = Schedulerd(store, settings.name)
     await nursery.start(schedulerd.run)
-    agentd = Agentd(store, config, node=settings.name, keepalives=keepalived, pipeline_hook=hook,
+    agentd = Agentd(store, config, node=settings.name, keepalives=keepalived, eventd=eventd,
                     health=lambda: health_payload(store, ctx.initial_members, ctx.node_name, ctx.cluster_id))
     try:
         await nursery.start(agentd.run)
@@ -315,8 +331,8 @@ async def _start_agent_daemons(nursery: trio.Nursery, config: BackendConfig, set
                                           lambda: sensu_go_families(ctx.services))
         await nursery.start(platform_log.run)
         ctx.services.update(platform_metrics=platform_log)
-    ctx.services.update(pipelined=pipelined, keepalived=keepalived, agentd=agentd, pipeline_hook=hook, assets=assets,
-                        schedulerd=schedulerd, ttl=ttl_monitor)
+    ctx.services.update(pipelined=pipelined, keepalived=keepalived, agentd=agentd, eventd=eventd,
+                        assets=events.assets, schedulerd=schedulerd, ttl=ttl_monitor)
 
 
 def _first_leaf(exc: BaseException) -> BaseException:

@@ -13,22 +13,17 @@ once. This module does what only the API knows (steps 1-4 of §2.5):
 
 Everything else (id, proxy entity, silencing, merge with the stored event under a
 compare-and-swap, expire_on_resolve, the persisted copy; metrics-only events are not
-stored) is :func:`backend.eventd.process.process_event`, the one path every event
-source shares, so an API result and an agent result leave the same stored state. The
-merged event then goes to the node's pipeline hook (``ctx.services["pipeline_hook"]``)
-when the node provides one, as agent results do.
+stored; then the pipeline) is eventd's, reached through ``ctx.events``
+(:class:`core.event_processing.EventProcessor`), the one door every event source
+shares, so an API result and an agent result leave the same stored state.
 """
 
 from __future__ import annotations
 
-import logging
-
 from quart import Response
 
-from backend.eventd.process import process_event
 from core.resources import Event, keys
 from core.resources.registry import resource_type
-from cluster.errors import StoreError
 
 from ..app import ApiCall
 from ..errors import json_body, not_found
@@ -52,8 +47,6 @@ from .resources import (
 )
 
 __all__ = ["apply_url", "register"]
-
-logger = logging.getLogger(__name__)
 
 EVENTS = resource_type("events")
 PROXY_CLASS = "proxy"
@@ -90,14 +83,8 @@ async def _write(call: ApiCall, ns: str, entity: str | None, check: str | None) 
                  event.check.metadata if event.check else None):
         if meta is not None:
             meta.created_by = call.username
-    merged = await process_event(call.store, event.to_store(), now=now_s())
-    hook = call.ctx.services.get("pipeline_hook")
-    if hook is not None:
-        try:
-            await hook(merged)
-        except StoreError as exc:  # the event is stored: a retry would count it twice, so answer 201
-            logger.warning("stored event not handed to the pipeline: %s", exc, extra={
-                "namespace": ns, "entity": event.entity_name, "check": event.check_name})
+    # once stored, a failure to hand the event on is logged, not answered: a retry would count it twice
+    await call.ctx.events.submit(event, now=now_s(), log_handoff_errors=True)
     return created()
 
 

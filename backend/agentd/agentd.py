@@ -36,7 +36,8 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError, wrap_server_stream
 
 from backend.config import BackendConfig
-from backend.eventd.process import PipelineHook
+from core.event_processing import EventProcessor
+from core.frames import MAX_MESSAGE_BYTES, ProtocolError
 from cluster.errors import StoreError
 from cluster.store import Store
 
@@ -44,11 +45,9 @@ from .auth import AgentAuthenticator, HandshakeRefused
 from .fanout import Fanout
 from .protocol import (
     MAX_HEAD_BYTES,
-    MAX_MESSAGE_BYTES,
     RESPONSE_HEADERS,
     Handshake,
     HttpRequest,
-    ProtocolError,
     http_response,
     parse_handshake,
     parse_request_head,
@@ -165,7 +164,7 @@ class Agentd:
     name = "agentd"
 
     def __init__(self, store: Store, config: BackendConfig, *, node: str, keepalives: KeepaliveHandler,
-                 pipeline_hook: PipelineHook, health: HealthFn | None = None) -> None:
+                 eventd: EventProcessor, health: HealthFn | None = None) -> None:
         self._store = store
         self._config = config
         self._node = node
@@ -182,7 +181,7 @@ class Agentd:
         self.keepalive_gate = IntakeGate("keepalive", max_items=config.keepalived_buffer_size,
                                          max_bytes=KEEPALIVE_INTAKE_MAX_BYTES, node=node)
         self.services = SessionServices(store=store, fanout=self.fanout, keepalives=keepalives,
-                                        pipeline_hook=pipeline_hook, keepalive_workers=self.keepalive_workers,
+                                        eventd=eventd, keepalive_workers=self.keepalive_workers,
                                         event_workers=self.event_workers, keepalive_gate=self.keepalive_gate,
                                         event_gate=self.event_gate, node=node,
                                         write_timeout=float(config.agent_write_timeout))

@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from core.frames import MSG_CHECK_REQUEST, encode_json_frame
 from core.resources import keys
 from core.resources.storage import decode_dict
 from cluster.errors import WatchLaggedError
 from cluster.statemachine import EVENT_DELETE, EVENT_PUT, WatchEvent
 from cluster.store import Store
 
-from .protocol import CLOSE_GOING_AWAY, MSG_CHECK_REQUEST, encode_json_frame
+from .protocol import CLOSE_GOING_AWAY
 from .requests import check_request_prefix, parse_check_request_key
 
 if TYPE_CHECKING:

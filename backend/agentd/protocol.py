@@ -10,18 +10,20 @@ socket.
   (:func:`parse_handshake`), and the response headers fixed
   (:data:`RESPONSE_HEADERS`). We speak JSON only, so we advertise only
   ``application/json``: a Go agent then never picks protobuf.
-* **Framing** (§1.5): one binary WebSocket message is ``<type>\\n<payload>``.
+* **Framing** (§1.5): one binary WebSocket message is ``<type>\\n<payload>``;
+  the codec, shared with the agent, is :mod:`core.frames`.
 * **Messages** (§1.6): ``keepalive`` and ``event`` come in; ``check_request``
   and ``entity_config`` go out. Anything else inbound is a
   :class:`ProtocolError`: the session logs it (agent, type, reason) and drops
   that one message, as Sensu Go does, so one bad message from a newer or
   buggy agent never costs its other results.
-* **Size** (:data:`MAX_MESSAGE_BYTES`): Sensu Go sets no read limit on the
-  agent socket and leaves the size of results to ``max_output_size``; we cap
-  a message at 16 MiB (the same cap the agent applies to what it receives), so
-  a 2 MB check output is stored whole while one agent still cannot make the
-  backend buffer an unbounded message. A bigger message closes the
-  connection (WebSocket 1009): it cannot be dropped without being read.
+* **Size** (:data:`core.frames.MAX_MESSAGE_BYTES`): Sensu Go sets no read
+  limit on the agent socket and leaves the size of results to
+  ``max_output_size``; we cap a message at 16 MiB (the same cap the agent
+  applies to what it receives), so a 2 MB check output is stored whole while
+  one agent still cannot make the backend buffer an unbounded message. A
+  bigger message closes the connection (WebSocket 1009): it cannot be
+  dropped without being read.
 
 Every error is a :class:`ProtocolError` whose ``reason`` is a short human
 text, used both in the log line and as the WebSocket close reason.
@@ -31,11 +33,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from core.frames import MSG_EVENT, MSG_KEEPALIVE, ProtocolError
 from core.resources import Entity, Event, ValidationError, entity_subscription
 from core.resources.entity import ENTITY_CLASS_AGENT, MANAGED_BY_LABEL
 
@@ -45,7 +47,6 @@ __all__ = [
     "CLOSE_TOO_BIG",
     "CONTENT_TYPE_JSON",
     "CONTENT_TYPE_PROTOBUF",
-    "Frame",
     "HEADER_AGENT_NAME",
     "HEADER_NAMESPACE",
     "HEADER_SUBSCRIPTIONS",
@@ -54,38 +55,20 @@ __all__ = [
     "HttpRequest",
     "INBOUND_TYPES",
     "MAX_HEAD_BYTES",
-    "MAX_MESSAGE_BYTES",
-    "MSG_CHECK_REQUEST",
-    "MSG_ENTITY_CONFIG",
-    "MSG_EVENT",
-    "MSG_KEEPALIVE",
     "NOT_FOUND_ENTITY_NAME",
-    "ProtocolError",
     "RESPONSE_HEADERS",
     "close_reason",
-    "decode_payload",
-    "encode_frame",
-    "encode_json_frame",
     "entity_config_payload",
     "http_response",
     "parse_basic_auth",
-    "parse_frame",
     "parse_handshake",
     "parse_request_head",
     "session_subscriptions",
     "validate_agent_event",
 ]
 
-MSG_KEEPALIVE: Final = "keepalive"
-MSG_EVENT: Final = "event"
-MSG_CHECK_REQUEST: Final = "check_request"
-MSG_ENTITY_CONFIG: Final = "entity_config"
 INBOUND_TYPES: Final = frozenset({MSG_KEEPALIVE, MSG_EVENT})
 
-#: Largest inbound message accepted; a bigger one closes the connection (1009). Sensu Go has
-#: no limit (results are bounded by the check's ``max_output_size``); 16 MiB keeps multi-MB
-#: outputs working while bounding what one agent can make a node buffer (docs/agents.md).
-MAX_MESSAGE_BYTES: Final = 16 << 20
 #: Largest HTTP request head (request line + headers) accepted on the agent port.
 MAX_HEAD_BYTES: Final = 16 * 1024
 
@@ -115,14 +98,6 @@ _REASONS: Final = {
     405: "Method Not Allowed", 408: "Request Timeout", 429: "Too Many Requests",
     431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable",
 }
-
-
-class ProtocolError(Exception):
-    """The peer broke the agent protocol; ``reason`` says how, in a few words."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 # ---------------------------------------------------------------------------- HTTP head
@@ -256,57 +231,7 @@ def session_subscriptions(subscriptions: Iterable[str], agent_name: str) -> tupl
     return tuple(seen)
 
 
-# ---------------------------------------------------------------------------- frames
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One message: its type and its still-encoded payload."""
-
-    type: str
-    payload: bytes
-
-
-def encode_frame(msg_type: str, payload: bytes) -> bytes:
-    return msg_type.encode() + b"\n" + payload
-
-
-def encode_json_frame(msg_type: str, body: Any) -> bytes:
-    """``<type>\\n<compact JSON>``; the one encoding this backend sends."""
-    return encode_frame(msg_type, json.dumps(body, separators=(",", ":")).encode())
-
-
-def parse_frame(data: bytes | str) -> Frame:
-    """Split a message at its first newline; raises :class:`ProtocolError`.
-
-    Text messages are accepted too (some clients send JSON as text); the size
-    cap is enforced here as well as in the WebSocket layer, so the rule holds
-    whatever the transport.
-    """
-    raw = data.encode() if isinstance(data, str) else bytes(data)
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {len(raw)} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
-    head, sep, payload = raw.partition(b"\n")
-    if not sep:
-        raise ProtocolError("malformed frame: no newline after the message type")
-    try:
-        msg_type = head.decode("ascii").strip()
-    except UnicodeDecodeError:
-        raise ProtocolError("malformed frame: message type is not ASCII") from None
-    if not msg_type:
-        raise ProtocolError("malformed frame: empty message type")
-    return Frame(msg_type, payload)
-
-
-def decode_payload(frame: Frame) -> dict[str, Any]:
-    """The frame's JSON object; raises :class:`ProtocolError` for anything else."""
-    try:
-        body = json.loads(frame.payload)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-        raise ProtocolError(f"invalid JSON in {frame.type} message: {type(exc).__name__}: {exc}") from None
-    if not isinstance(body, dict):
-        raise ProtocolError(f"{frame.type} payload is not a JSON object")
-    return body
+# ---------------------------------------------------------------------------- close
 
 
 def close_reason(text: str) -> str:

@@ -14,8 +14,9 @@ goes on, as in Sensu Go. Only an oversized message closes the connection
 room from the node's intake gate (:mod:`.intake`: events and keepalives each
 have their own, bounded by count and bytes, held until the message is
 finished), then goes to a bounded worker pool (:mod:`.workers`): keepalives
-to keepalived, events to :func:`backend.eventd.process.process_valid_event`
-and then the pipeline hook. **While there is no room the session does not
+to keepalived, events to eventd's one door
+(:class:`~core.event_processing.EventProcessor`), which stores them and hands
+them to the pipeline. **While there is no room the session does not
 read its socket**, however long that takes, so TCP pushes back on the agent
 (backpressure; nothing read is dropped for lack of room). An event eventd
 rejects is logged and the session continues; a store failure ends the
@@ -40,7 +41,15 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from backend.eventd.process import PipelineHook, process_valid_event
+from core.event_processing import EventProcessor
+from core.frames import (
+    MSG_ENTITY_CONFIG,
+    MSG_KEEPALIVE,
+    ProtocolError,
+    decode_frame,
+    decode_payload,
+    encode_json_frame,
+)
 from core.resources import Event, ValidationError, keys
 from core.resources.storage import decode_dict
 from cluster.errors import StoreError
@@ -51,14 +60,8 @@ from .protocol import (
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
     INBOUND_TYPES,
-    MSG_ENTITY_CONFIG,
-    MSG_KEEPALIVE,
-    ProtocolError,
     close_reason,
-    decode_payload,
-    encode_json_frame,
     entity_config_payload,
-    parse_frame,
     session_subscriptions,
     validate_agent_event,
 )
@@ -100,7 +103,7 @@ class SessionServices:
     store: Store
     fanout: "Fanout"
     keepalives: KeepaliveHandler
-    pipeline_hook: PipelineHook
+    eventd: EventProcessor
     keepalive_workers: ShardedWorkers
     event_workers: ShardedWorkers
     keepalive_gate: IntakeGate
@@ -283,7 +286,7 @@ class Session:
             stats["event_bytes_sum"] += len(data)
             msg_type = ""
             try:
-                frame = parse_frame(data)
+                frame = decode_frame(data)
                 msg_type = frame.type
                 if frame.type not in INBOUND_TYPES:
                     raise ProtocolError(f"unknown message type {frame.type!r}")
@@ -344,7 +347,7 @@ class Session:
         return True
 
     async def _process(self, msg_type: str, event: Event, received_at: float, ticket: Ticket) -> None:
-        """Runs in a worker: keepalive processing, or eventd then the pipeline.
+        """Runs in a worker: keepalive processing, or the event into eventd (and on to the pipeline).
 
         The ticket's room is given back when the message is finished: for an
         event, by the pipeline once its handlers ran (it is handed over with
@@ -363,9 +366,8 @@ class Session:
                     ticket.finished()
                 else:
                     stats["events"] += 1
-                    merged = await process_valid_event(self.services.store, event, now=int(received_at))
                     # once this returns the pipeline owns the ticket and calls finished() after the handlers
-                    await self.services.pipeline_hook(merged, done=ticket.finished)
+                    await self.services.eventd.submit(event, now=int(received_at), done=ticket.finished)
                     handed = True
         except ValidationError as exc:
             stats["events_rejected"] += 1

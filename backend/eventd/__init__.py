@@ -1,15 +1,11 @@
-"""eventd: validate -> merge (pure, ``merge.py``) -> store -> publish to the pipeline."""
+"""eventd: validate -> merge (pure, ``merge.py``) -> store -> publish to the pipeline.
+
+The door every event source uses is :class:`backend.eventd.eventd.Eventd` (``submit``).
+"""
 
 from backend.eventd.merge import (
     HISTORY_LENGTH,
     OUTPUT_TRUNCATED_LABEL,
-    has_check,
-    has_metrics,
-    is_flapping_end,
-    is_flapping_start,
-    is_incident,
-    is_resolution,
-    is_silenced,
     merge_event,
     output_truncated_bytes,
     persisted_copy,
@@ -19,13 +15,6 @@ from backend.eventd.merge import (
 __all__ = [
     "HISTORY_LENGTH",
     "OUTPUT_TRUNCATED_LABEL",
-    "has_check",
-    "has_metrics",
-    "is_flapping_end",
-    "is_flapping_start",
-    "is_incident",
-    "is_resolution",
-    "is_silenced",
     "merge_event",
     "output_truncated_bytes",
     "persisted_copy",

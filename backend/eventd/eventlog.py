@@ -6,8 +6,8 @@ and never slow the pipeline down.
 
 Shape (Sensu Go's ``backend/eventd/logger.go``: a ring buffer and one writer):
 
-* :meth:`EventLog.log_nowait` is called for every event on its way to the
-  pipeline and never waits: the event goes into a ring buffer of
+* :meth:`EventLog.log_nowait` is called (by ``Eventd.publish``) for every
+  event on its way to the pipeline and never waits: the event goes into a ring buffer of
   ``event-log-buffer-size`` entries. When the buffer is full the **oldest**
   entry is dropped to make room (as Go's ring buffer does), counted in
   ``statistics()["dropped"]``, and an error line says how many were lost, at
@@ -36,12 +36,11 @@ from __future__ import annotations
 import collections
 import json
 import logging
-from collections.abc import Callable
 from typing import IO, Any, Final
 
 import trio
 
-__all__ = ["EventLog", "EventLogError", "EventLogHook"]
+__all__ = ["EventLog", "EventLogError"]
 
 logger = logging.getLogger(__name__)
 
@@ -180,14 +179,3 @@ class EventLog:
             self._file.write(data)
             self._file.flush()
 
-
-class EventLogHook:
-    """A pipeline hook that logs every event, then hands it on (``forward``)."""
-
-    def __init__(self, log: EventLog, forward: Any) -> None:
-        self._log = log
-        self._forward = forward
-
-    async def __call__(self, event: dict[str, Any], *, done: Callable[[], None] | None = None) -> None:
-        self._log.log_nowait(event)
-        await self._forward(event, done=done)

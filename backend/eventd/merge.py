@@ -18,19 +18,14 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from core.resources.event import HISTORY_LENGTH, STATE_FAILING, STATE_FLAPPING, STATE_PASSING, has_check
+
 __all__ = [
     "HISTORY_LENGTH",
     "OUTPUT_TRUNCATED_LABEL",
     "STATE_FAILING",
     "STATE_FLAPPING",
     "STATE_PASSING",
-    "has_check",
-    "has_metrics",
-    "is_flapping_end",
-    "is_flapping_start",
-    "is_incident",
-    "is_resolution",
-    "is_silenced",
     "merge_event",
     "merge_event_in_place",
     "output_truncated_bytes",
@@ -38,15 +33,8 @@ __all__ = [
     "total_state_change",
 ]
 
-HISTORY_LENGTH: Final = 21
-"""Entries kept in ``check.history`` (and the minimum needed for a flap score)."""
-
 OUTPUT_TRUNCATED_LABEL: Final = "sensu.io/output_truncated_bytes"
 """Event label recording how many output bytes ``max_output_size`` cut off."""
-
-STATE_PASSING: Final = "passing"
-STATE_FAILING: Final = "failing"
-STATE_FLAPPING: Final = "flapping"
 
 _FLAP_FIRST_WEIGHT: Final = 0.80
 _FLAP_WEIGHT_STEP: Final = 0.02
@@ -85,62 +73,6 @@ def total_state_change(history: Sequence[Mapping[str, Any]]) -> int:
         previous = current
     score = _f32(_f32(_f32(changes) / _f32(20.0)) * _f32(100.0))
     return int(score)
-
-
-def has_check(event: Mapping[str, Any]) -> bool:
-    """True when the event carries a check (metrics-only events do not)."""
-    return bool(event.get("check"))
-
-
-def has_metrics(event: Mapping[str, Any]) -> bool:
-    """True when the event carries a ``metrics`` object, even an empty one (Go: non-nil)."""
-    return event.get("metrics") is not None
-
-
-def _history(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    check = event.get("check") or {}
-    return list(check.get("history") or [])
-
-
-def is_incident(event: Mapping[str, Any]) -> bool:
-    """A check event whose current status is non-zero (warning, critical or unknown)."""
-    if not has_check(event):
-        return False
-    return _status(event["check"]) != 0
-
-
-def is_resolution(event: Mapping[str, Any]) -> bool:
-    """The previous history entry was non-zero and the current status is 0.
-
-    Evaluated on the *merged* event, whose history already ends with the current result.
-    """
-    if not has_check(event):
-        return False
-    history = _history(event)
-    return len(history) > 1 and _status(history[-2]) != 0 and not is_incident(event)
-
-
-def is_flapping_start(event: Mapping[str, Any]) -> bool:
-    """State is ``flapping`` and history has at least two entries.
-
-    Go compares against the previous entry's flapping marker, which it never records, so
-    every flapping result counts as a "start" (runtime.md §5.2).
-    """
-    if not has_check(event):
-        return False
-    return event["check"].get("state") == STATE_FLAPPING and len(_history(event)) >= 2
-
-
-def is_flapping_end(event: Mapping[str, Any]) -> bool:
-    """Always False: the reference never records the per-entry flapping marker it needs."""
-    return False
-
-
-def is_silenced(event: Mapping[str, Any]) -> bool:
-    """True when ``check.silenced`` lists at least one entry (what ``not_silenced`` tests)."""
-    if not has_check(event):
-        return False
-    return bool(event["check"].get("silenced"))
 
 
 def merge_event(new: Mapping[str, Any], prev: Mapping[str, Any] | None, now: int) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """Event processing (runtime.md §5.1): validate, proxy entity, silence, merge, CAS write, TTL upkeep.
 
-Why one function for every source: agent results, keepalive OK and failure
-events and the events API must all produce the same stored state (history,
-occurrences, silencing), so they all call :func:`process_event`. It is a
-function rather than a daemon because each caller already provides the
-concurrency limit (agentd's bounded eventd/keepalived worker pools,
-keepalived's expiry workers, the API's request handling).
+The steps behind :meth:`backend.eventd.Eventd.submit`, the one door every
+event source uses (agent results, keepalive OK and failure events, TTL
+failures, the events API), so that all of them produce the same stored state
+(history, occurrences, silencing). Functions rather than a daemon because
+each caller already provides the concurrency limit (agentd's bounded
+eventd/keepalived worker pools, keepalived's expiry workers, the API's
+request handling).
 
 Concurrency: two nodes may handle results for the same ``(entity, check)``
 at once (a proxy check run by agents on different nodes, a keepalive
@@ -16,22 +17,17 @@ and the merge redone, so no update is lost and history stays in order.
 After the write, the check's TTL deadline is re-armed (or disarmed) through
 :func:`backend.eventd.ttl.arm_ttl` (§5.1 step 7; keepalives are skipped).
 
-The pipeline is not run here: callers hand the returned event to a
-:class:`PipelineHook` (STYLE §2: eventd -> store -> pipeline). The node's
-hook is :class:`RecordingPipelineHook`, which records handled incidents and
-forwards every event to pipelined.
+The pipeline is not run here: :class:`~backend.eventd.Eventd` hands the
+returned event on (STYLE §2: eventd -> store -> pipeline).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import time
 import uuid
-from collections.abc import Callable
-from typing import Any, Final, Protocol
-
-import trio
+from collections.abc import Mapping
+from typing import Any, Final
 
 from core.resources import Entity, Event, ValidationError, entity_subscription, keys
 from core.resources.entity import ENTITY_CLASS_AGENT, ENTITY_CLASS_PROXY
@@ -47,14 +43,12 @@ from core.resources.storage import (
 )
 from backend.silenced.silenced import entries_to_clear_on_resolve, silenced_by
 from cluster import codec
-from cluster.errors import CompareFailedError, LeaseNotFoundError, StoreError
+from cluster.errors import CompareFailedError, StoreError
 from cluster.statemachine import KeyValue
 from cluster.store import Store
 
 from .merge import (
     OUTPUT_TRUNCATED_LABEL,
-    is_incident,
-    is_resolution,
     merge_event,
     merge_event_in_place,
     output_truncated_bytes,
@@ -65,9 +59,6 @@ from .ttl import arm_ttl
 __all__ = [
     "CAS_ATTEMPTS",
     "EventConflictError",
-    "PipelineHook",
-    "RecordingPipelineHook",
-    "handled_prefix",
     "process_event",
     "process_valid_event",
 ]
@@ -80,101 +71,6 @@ CAS_ATTEMPTS: Final = 20
 
 class EventConflictError(StoreError):
     """The stored event kept changing under us for :data:`CAS_ATTEMPTS` attempts."""
-
-
-class PipelineHook(Protocol):
-    """Where processed events go next: the pipeline daemon, once it exists.
-
-    Called with every event :func:`process_event` returned, and with the
-    events that skip eventd (registration, deregistration and deregistration
-    resolutions, runtime.md §3/§5.1). Must not raise for a bad event; may
-    raise ``StoreError``.
-
-    ``done``, when given, is called exactly once when the event has been
-    through the pipeline (handlers run or failed), *if the call returned*:
-    agentd gives the event's intake room back with it, so its bound covers
-    the pipeline too. If the call raises, the caller still owns ``done``.
-    """
-
-    async def __call__(self, event: dict[str, Any], *, done: Callable[[], None] | None = None) -> None: ...
-
-
-def handled_prefix(namespace: str | None = None, entity: str | None = None) -> str:
-    """Where :class:`RecordingPipelineHook` records handler runs."""
-    return keys.internal_prefix("handled", *[p for p in (namespace, entity) if p])
-
-
-class RecordingPipelineHook:
-    """The hook eventd callers use: records handled keepalive incidents, then hands every event on.
-
-    Counts every event, and for keepalive incidents and resolutions and for
-    deregistrations writes ``internal_key("handled", ns, entity, check, event id)``
-    with the handler names, under a shared one-hour lease. That makes "the
-    keepalive failure was handled once" observable from any node even when
-    the node that held the agent died (the keepalive failover test relies on
-    it). Check results are not recorded: that would be a second Raft write
-    per incident, and their handlers' own effects show what ran. Every event
-    is then passed to ``forward`` (the pipeline daemon) when one is given.
-    """
-
-    RECORD_TTL_S: Final = 3600.0
-
-    def __init__(self, store: Store, *, node: str = "", forward: PipelineHook | None = None) -> None:
-        self._store = store
-        self._node = node
-        self._forward = forward
-        self._lease = 0
-        self._lease_at = -1e9
-        self._lock = trio.Lock()
-        self.stats = {"events": 0, "recorded": 0, "events_check": 0, "events_metrics": 0}
-
-    async def __call__(self, event: dict[str, Any], *, done: Callable[[], None] | None = None) -> None:
-        self.stats["events"] += 1
-        if event.get("check"):  # by Sensu Go's event_type label: check, else metrics
-            self.stats["events_check"] += 1
-        elif event.get("metrics"):
-            self.stats["events_metrics"] += 1
-        await self._record(event)
-        if self._forward is not None:
-            await self._forward(event, done=done)
-        elif done is not None:
-            done()
-
-    async def _record(self, event: dict[str, Any]) -> None:
-        check = event.get("check") or {}
-        check_name = str((check.get("metadata") or {}).get("name") or "")
-        recorded = check_name == "deregistration" or (
-            check_name == "keepalive" and (is_incident(event) or is_resolution(event)))
-        if not check or not recorded:
-            return
-        entity = event.get("entity") or {}
-        ns = str((entity.get("metadata") or {}).get("namespace") or (event.get("metadata") or {}).get("namespace") or "")
-        name = str((entity.get("metadata") or {}).get("name") or "")
-        if not ns or not name or not check_name:
-            return
-        handlers = list(check.get("handlers") or [])
-        key = keys.internal_key("handled", ns, name, check_name, str(event.get("id") or uuid.uuid4()))
-        value = encode_dict({"handlers": handlers, "status": check.get("status", 0), "node": self._node,
-                             "at": int(time.time())})
-        for _ in range(2):
-            lease = await self._shared_lease()
-            try:
-                await self._store.put(key, value, lease=lease)
-                break
-            except LeaseNotFoundError:
-                self._lease = 0
-        self.stats["recorded"] += 1
-        logger.info("incident handed to the pipeline", extra={
-            "namespace": ns, "entity": name, "check": check_name, "status": check.get("status", 0),
-            "handlers": handlers, "node": self._node})
-
-    async def _shared_lease(self) -> int:
-        async with self._lock:
-            now = trio.current_time()
-            if not self._lease or now - self._lease_at > 60:
-                self._lease = await self._store.grant_lease(self.RECORD_TTL_S)
-                self._lease_at = now
-            return self._lease
 
 
 async def _silenced_entries(store: Store, namespace: str) -> list[dict[str, Any]]:
@@ -310,20 +206,15 @@ def _fill_namespace(ev: Event) -> str:
     return namespace
 
 
-async def process_event(store: Store, event: dict[str, Any], *, now: int,
-                        if_unchanged: int | None = None) -> dict[str, Any]:
+async def process_event(store: Store, event: Mapping[str, Any], *, now: int, if_unchanged: int | None = None,
+                        entity_is_stored: bool = False,
+                        write_with: tuple[str, bytes, int] | None = None) -> dict[str, Any]:
     """Validate, enrich, merge and store ``event``; returns the merged event for the pipeline.
 
     ``event`` is a core/v2 event in wire form; its namespace comes from
     ``metadata.namespace`` or, failing that, from the entity's. ``now`` is
     the backend clock (Unix seconds) used for an empty ``timestamp`` and for
-    silence activity.
-
-    ``if_unchanged`` (a ``mod_revision``; 0 = no stored event) turns the
-    write into a single compare-and-swap without retry: it is for callers
-    whose event is only valid against the state they read (a keepalive
-    failure must not overwrite a keepalive that arrived meanwhile) and makes
-    a conflict raise :class:`~cluster.errors.CompareFailedError`.
+    silence activity. The keyword options are :func:`process_valid_event`'s.
 
     Raises :class:`ValidationError` for an invalid event (nothing stored),
     :class:`EventConflictError` after :data:`CAS_ATTEMPTS` conflicts, and the
@@ -332,7 +223,8 @@ async def process_event(store: Store, event: dict[str, Any], *, now: int,
     ev = Event.from_wire(event)
     _fill_namespace(ev)
     ev.validate()
-    return await process_valid_event(store, ev, now=now, if_unchanged=if_unchanged)
+    return await process_valid_event(store, ev, now=now, if_unchanged=if_unchanged,
+                                     entity_is_stored=entity_is_stored, write_with=write_with)
 
 
 async def process_valid_event(store: Store, ev: Event, *, now: int, if_unchanged: int | None = None,
@@ -342,9 +234,17 @@ async def process_valid_event(store: Store, ev: Event, *, now: int, if_unchanged
 
     Why: agent sessions validate every message as it arrives and keepalived
     builds its events from validated parts; decoding them again would be
-    most of the per-event cost. ``entity_is_stored`` says the event's entity
-    is the stored copy just read or written (keepalived), so the proxy/agent
-    entity lookup of step 3 is skipped. ``ev`` may be modified.
+    most of the per-event cost. ``ev`` may be modified.
+
+    ``entity_is_stored`` says the event's entity is the stored copy just
+    read or written (keepalived), so the proxy/agent entity lookup of step 3
+    is skipped.
+
+    ``if_unchanged`` (a ``mod_revision``; 0 = no stored event) turns the
+    write into a single compare-and-swap without retry: it is for callers
+    whose event is only valid against the state they read (a keepalive
+    failure must not overwrite a keepalive that arrived meanwhile) and makes
+    a conflict raise :class:`~cluster.errors.CompareFailedError`.
 
     ``write_with = (key, value, mod_revision)`` puts one more key in the same
     transaction as the event, compare-and-swapped on its own
@@ -378,55 +278,85 @@ async def process_valid_event(store: Store, ev: Event, *, now: int, if_unchanged
 
     for attempt in range(CAS_ATTEMPTS):
         kv = await store.get(key)
-        prev = _previous(store, kv) if kv is not None else None
         current = kv.mod_revision if kv is not None else 0
         if if_unchanged is not None and current != if_unchanged:
             raise CompareFailedError(key, if_unchanged, current)
+        merged, persisted, to_clear = _merged(new, _previous(store, kv) if kv is not None else None, entity_wire,
+                                              entries, now)
         try:
-            merged = _merge(new, prev, now)
-        except ValueError:  # a stored event without a check: replace it
-            merged = _merge(new, None, now)
-        merged["entity"] = entity_wire
-        to_clear = entries_to_clear_on_resolve(merged, entries) if entries else []
-        if to_clear:
-            remaining = [s for s in merged["check"].get("silenced") or [] if s not in to_clear]
-            merged["check"]["silenced"] = remaining or None
-        truncated = output_truncated_bytes(merged)
-        if truncated:
-            metadata = dict(merged.get("metadata") or {})
-            metadata["labels"] = {**(metadata.get("labels") or {}), OUTPUT_TRUNCATED_LABEL: str(truncated)}
-            merged["metadata"] = metadata
-            persisted = persisted_copy(merged)
-        else:  # what persisted_copy does, without copying what is only read
-            persisted = {k: v for k, v in merged.items() if k != "metrics"}
-        try:
-            if write_with is None:
-                _remember(store, key, await store.update(key, encode_dict(persisted), mod_revision=current), merged)
-            else:
-                other_key, other_value, other_revision = write_with
-                result = await store.txn(
-                    [codec.compare(key, "mod", "==", current), codec.compare(other_key, "mod", "==", other_revision)],
-                    [codec.put_op(key, encode_dict(persisted)), codec.put_op(other_key, other_value)])
-                if result.succeeded:
-                    _remember(store, key, result.revision, merged)
-                else:
-                    other = await store.get(other_key)  # applied here already: local state is current enough
-                    other_now = other.mod_revision if other is not None else 0
-                    if other_now != other_revision:
-                        raise CompareFailedError(other_key, other_revision, other_now)
-                    raise CompareFailedError(key, current, -1)
+            await _write(store, key, merged, persisted, current, write_with)
         except CompareFailedError as exc:
             if if_unchanged is not None or exc.key != key:
                 raise
             logger.debug("event changed while merging; retrying", extra={
                 "namespace": namespace, "entity": ev.entity_name, "check": ev.check_name, "attempt": attempt})
             continue
-        for name in to_clear:
-            try:
-                await store.delete(keys.key_for("silenced", namespace, name))
-            except StoreError as exc:
-                logger.warning("could not delete expire_on_resolve silence: %s", exc, extra={
-                    "namespace": namespace, "silenced": name, "entity": ev.entity_name, "check": ev.check_name})
+        if to_clear:
+            await _delete_silences(store, ev, to_clear)
         await arm_ttl(store, merged)
         return merged
     raise EventConflictError(f"{key}: still changing after {CAS_ATTEMPTS} attempts")
+
+
+def _merged(new: dict[str, Any], prev: dict[str, Any] | None, entity_wire: Any, entries: list[dict[str, Any]],
+            now: int) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Steps 4-5 on one read of the stored event: the merged event, its persisted copy, the silences it resolves.
+
+    A stored event without a check is replaced. Silences with
+    ``expire_on_resolve`` that this result resolves are taken off
+    ``check.silenced`` here and returned, to be deleted once the write
+    succeeded. An output longer than ``max_output_size`` gets its label
+    (and is cut in the persisted copy only).
+    """
+    try:
+        merged = _merge(new, prev, now)
+    except ValueError:  # a stored event without a check: replace it
+        merged = _merge(new, None, now)
+    merged["entity"] = entity_wire
+    to_clear = entries_to_clear_on_resolve(merged, entries) if entries else []
+    if to_clear:
+        remaining = [s for s in merged["check"].get("silenced") or [] if s not in to_clear]
+        merged["check"]["silenced"] = remaining or None
+    truncated = output_truncated_bytes(merged)
+    if truncated:
+        metadata = dict(merged.get("metadata") or {})
+        metadata["labels"] = {**(metadata.get("labels") or {}), OUTPUT_TRUNCATED_LABEL: str(truncated)}
+        merged["metadata"] = metadata
+        persisted = persisted_copy(merged)
+    else:  # what persisted_copy does, without copying what is only read
+        persisted = {k: v for k, v in merged.items() if k != "metrics"}
+    return merged, persisted, to_clear
+
+
+async def _write(store: Store, key: str, merged: dict[str, Any], persisted: dict[str, Any], current: int,
+                 write_with: tuple[str, bytes, int] | None) -> None:
+    """Compare-and-swap ``persisted`` at ``key`` (with ``write_with`` in one transaction); caches ``merged``.
+
+    Raises :class:`CompareFailedError` naming the key that changed.
+    """
+    if write_with is None:
+        _remember(store, key, await store.update(key, encode_dict(persisted), mod_revision=current), merged)
+        return
+    other_key, other_value, other_revision = write_with
+    result = await store.txn(
+        [codec.compare(key, "mod", "==", current), codec.compare(other_key, "mod", "==", other_revision)],
+        [codec.put_op(key, encode_dict(persisted)), codec.put_op(other_key, other_value)])
+    if result.succeeded:
+        _remember(store, key, result.revision, merged)
+        return
+    other = await store.get(other_key)  # applied here already: local state is current enough
+    other_now = other.mod_revision if other is not None else 0
+    if other_now != other_revision:
+        raise CompareFailedError(other_key, other_revision, other_now)
+    raise CompareFailedError(key, current, -1)
+
+
+async def _delete_silences(store: Store, ev: Event, names: list[str]) -> None:
+    """Delete the ``expire_on_resolve`` silences a stored resolution cleared; a failure is only logged."""
+    namespace = ev.metadata.namespace
+    for name in names:
+        try:
+            await store.delete(keys.key_for("silenced", namespace, name))
+        except StoreError as exc:
+            logger.warning("could not delete expire_on_resolve silence: %s", exc, extra={
+                "namespace": namespace, "silenced": name, "entity": ev.entity_name, "check": ev.check_name})

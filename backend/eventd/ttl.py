@@ -7,19 +7,21 @@ and the key vanishes cluster-wide in one log entry; every node sees the
 delete, and exactly one acts, the one whose ``create`` of the claim key
 ``_internal/ttl-fired/<ns>/<check>/<entity>/<revision>`` wins. The winner
 drops it silently if the entity is gone, its keepalive is failing, or the
-event was deleted; otherwise it processes a failure (status 1, ``Last check
-execution was <n> seconds ago``) and re-arms, so it repeats every ``ttl``.
-A result with ``ttl`` 0 after a ttl check disarms it.
+event was deleted; otherwise it submits a failure (status 1, ``Last check
+execution was <n> seconds ago``) to eventd, whose processing re-arms the
+deadline like any result's, so it repeats every ``ttl``. A result with
+``ttl`` 0 after a ttl check disarms it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import trio
 
+from core.event_processing import EventProcessor
 from core.resources import keys
 from core.resources.storage import decode_dict, encode_dict
 from cluster.errors import CompareFailedError, StoreError, WatchLaggedError
@@ -57,13 +59,13 @@ async def arm_ttl(store: Store, event: dict[str, Any]) -> None:
 
 
 class TTLMonitor:
-    """Acts once per expired TTL deadline; ``process`` is eventd's processing + pipeline."""
+    """Acts once per expired TTL deadline, submitting the failure to ``eventd``."""
 
     name = "ttl"
 
-    def __init__(self, store: Store, process: Callable[[dict[str, Any]], Awaitable[None]], *, node: str = "") -> None:
+    def __init__(self, store: Store, eventd: EventProcessor, *, node: str = "") -> None:
         self._store = store
-        self._process = process
+        self._eventd = eventd
         self._node = node
         self.stats = {"fired": 0}
 
@@ -115,6 +117,5 @@ class TTLMonitor:
         self.stats["fired"] += 1
         logger.warning("ttl expired: no result within %ss", check.get("ttl"),
                        extra={"namespace": ns, "check": cname, "entity": ename, "node": self._node})
-        await self._process(failure)
-        # re-arm so the failure repeats every ttl while results stay away
-        await arm_ttl(self._store, failure)
+        # processing the failure re-arms the deadline (arm_ttl), so it repeats every ttl while results stay away
+        await self._eventd.submit(failure, now=now)

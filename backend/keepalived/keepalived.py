@@ -14,8 +14,8 @@ Exactly one node acts on each expiry: each tries
 and only one create can succeed (the claim carries a per-node token, so a
 create whose acknowledgement was lost is still recognised as ours). The
 winner re-arms the deadline (create-only, TTL = warning timeout, so failures
-repeat every warning timeout and escalate) and emits the failure event
-through :func:`~backend.eventd.process.process_event`: status 1, or 2 once
+repeat every warning timeout and escalate) and submits the failure event
+to eventd (:class:`~core.event_processing.EventProcessor`): status 1, or 2 once
 the critical timeout (``check.ttl``) has elapsed, with ``elapsed`` measured
 from the backend's receive time of the last keepalive (the stored event's
 ``last_ok``), never the agent's clock. The failure is written with a
@@ -23,7 +23,7 @@ compare-and-swap against the keepalive event it was computed from, so a
 keepalive that arrives meanwhile wins and no stale failure overwrites it.
 
 Entities with ``deregister: true`` are deregistered instead (entity deleted,
-its events resolved through the pipeline hook, the deregistration handler or
+its events resolved through the pipeline, the deregistration handler or
 ``--deregistration-handler`` told) and their deadline is not re-armed. They
 are also deregistered at once when their agent closes its connection on
 purpose (agentd calls :meth:`Keepalived.agent_left`), which is what an
@@ -48,7 +48,8 @@ from typing import Any, Final
 
 import trio
 
-from backend.eventd.process import EventConflictError, PipelineHook, process_event, process_valid_event
+from backend.eventd.process import EventConflictError
+from core.event_processing import EventProcessor
 from core.resources import Check, Entity, Event, ObjectMeta, ValidationError, entity_subscription, keys
 from core.resources.entity import ENTITY_CLASS_AGENT, MANAGED_BY_LABEL
 from core.resources.storage import decode, decode_dict, encode, encode_dict
@@ -120,11 +121,11 @@ class Keepalived:
 
     name = "keepalived"
 
-    def __init__(self, store: Store, *, node: str, pipeline_hook: PipelineHook, deregistration_handler: str = "",
+    def __init__(self, store: Store, *, node: str, eventd: EventProcessor, deregistration_handler: str = "",
                  workers: int = 100, buffer_size: int = 1000) -> None:
         self._store = store
         self._node = node
-        self._hook = pipeline_hook
+        self._eventd = eventd
         self._deregistration_handler = deregistration_handler
         self._workers = max(1, workers)
         self._buffer_size = max(1, buffer_size)
@@ -169,13 +170,11 @@ class Keepalived:
             await self._arm(namespace, name, warning)
             ok = self._keepalive_event(event, entity, now)
             try:
-                merged = await process_valid_event(self._store, ok, now=now, entity_is_stored=True,
-                                                   write_with=write_with)
+                await self._eventd.submit(ok, now=now, entity_is_stored=True, write_with=write_with)
             except CompareFailedError as exc:
                 if exc.key == key:
                     continue  # the entity was edited meanwhile (API, another keepalive): redo on the new copy
                 raise
-            await self._hook(merged)
             return
         raise EventConflictError(f"{key}: entity kept changing during keepalive handling")
 
@@ -204,7 +203,7 @@ class Keepalived:
             return None
         self.stats["registrations"] += 1
         logger.info("agent entity registered", extra={"namespace": namespace, "entity": name, "node": self._node})
-        await self._hook(self._registration_event(entity, int(time.time())))
+        await self._eventd.publish(self._registration_event(entity, int(time.time())))
         return entity
 
     @staticmethod
@@ -423,7 +422,7 @@ class Keepalived:
         failure = {**previous, "check": check, "entity": entity.to_store(), "id": str(uuid.uuid4()),
                    "timestamp": now}
         try:
-            merged = await process_event(self._store, failure, now=now, if_unchanged=event_kv.mod_revision)
+            await self._eventd.submit(failure, now=now, if_unchanged=event_kv.mod_revision)
         except CompareFailedError:
             self.stats["stale_failures"] += 1
             logger.info("keepalive arrived while the expiry was handled; no failure emitted", extra=extra)
@@ -431,7 +430,6 @@ class Keepalived:
         self.stats["failures"] += 1
         logger.warning("keepalive timed out: no keepalive for %ds (status %d)", elapsed, status,
                        extra={**extra, "check": KEEPALIVE_CHECK, "status": status})
-        await self._hook(merged)
 
     async def agent_left(self, namespace: str, name: str) -> None:
         """An agent closed its connection on purpose (its process is stopping).
@@ -467,10 +465,10 @@ class Keepalived:
             check = dict(resolved.get("check") or {})
             check.update({"status": 0, "output": "Resolving due to entity deregistering", "history": [],
                           "executed": now})
-            await self._hook({**resolved, "check": check, "timestamp": now})
+            await self._eventd.publish({**resolved, "check": check, "timestamp": now})
         handler = entity.deregistration.handler or self._deregistration_handler
         if handler:
-            await self._hook(self._special_event(entity, "deregistration", [handler], now))
+            await self._eventd.publish(self._special_event(entity, "deregistration", [handler], now))
         self.stats["deregistrations"] += 1
         logger.warning("agent entity deregistered: %s", why, extra={
             **extra, "deregistration_handler": handler, "events_resolved": len(listed.items)})

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from backend.eventd.merge import has_metrics, is_incident, is_resolution, is_silenced
+from core.resources.event import has_metrics, is_incident, is_resolution, is_silenced
 
 __all__ = [
     "BUILTIN_FILTERS",

@@ -42,7 +42,7 @@ from typing import Any, Final
 import quickjs  # untyped: see [[tool.mypy.overrides]] in pyproject.toml
 import trio
 
-from backend.eventd.merge import (
+from core.resources.event import (
     has_check,
     has_metrics,
     is_flapping_end,

@@ -1,6 +1,6 @@
 """pipelined: filters → mutator → handler for every processed event (runtime.md §6).
 
-Events arrive through :meth:`Pipelined.__call__` (the eventd ``PipelineHook``)
+Events arrive through :meth:`Pipelined.__call__` (eventd's ``PipelineHook``)
 from the node that processed them, so each event is handled by exactly one
 node. A bounded queue gives backpressure: when it is full the caller waits
 rather than an event being dropped silently. ``pipelined-workers`` tasks drain
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,7 +35,6 @@ from typing import Any, Final, Mapping
 import trio
 
 from backend.assets import AssetError, AssetManager, RuntimeAsset, asset_env
-from backend.eventd.merge import is_silenced
 from backend.pipeline.filters import (
     BUILTIN_FILTERS,
     HANDLER_SET_MAX_DEPTH,
@@ -43,12 +43,14 @@ from backend.pipeline.filters import (
     handler_set_expand,
 )
 from backend.pipeline.jsengine import JSEngine, JSMutatorError, build_event_env
+from core.execute import HANDLER_POLICY, merge_env, run_command
 from core.resources import keys
+from core.resources.event import is_silenced
 from core.resources.storage import decode_dict_cached
 from backend.summary import Summary
 from cluster.store import Store
 
-from .execute import env_with, run_command, send_tcp, send_udp
+from .execute import send_tcp, send_udp
 
 __all__ = ["Pipelined", "PipelineStats", "pipeline_refs"]
 
@@ -406,9 +408,8 @@ class Pipelined:
             except JSMutatorError as exc:
                 logger.error("javascript mutator failed: %s", exc, extra=ctx)
                 return None
-        result = await run_command(str(mutator.get("command") or ""),
-                                   _EVENT_JSON.encode(event).encode(),
-                                   timeout=timeout, env=await self._command_env(ns, mutator))
+        result = await run_command(str(mutator.get("command") or ""), stdin=_EVENT_JSON.encode(event).encode(),
+                                   timeout=timeout, env=await self._command_env(ns, mutator), policy=HANDLER_POLICY)
         if result.status != 0:
             logger.error("mutator returned non ok status code %s: %s", result.status, result.output[:500], extra=ctx)
             return None
@@ -439,7 +440,7 @@ class Pipelined:
     async def _command_env(self, ns: str, resource: Mapping[str, Any]) -> dict[str, str]:
         """Process environment, then the assets' paths, then the resource's ``env_vars`` (runtime.md §6.3)."""
         assets = await self._runtime_assets(ns, resource)
-        base = env_with(()) if not assets else asset_env(assets, env_with(()))
+        base = merge_env(os.environ) if not assets else asset_env(assets, merge_env(os.environ))
         for item in resource.get("env_vars") or ():
             key, sep, value = str(item).partition("=")
             if sep and key:
@@ -451,7 +452,8 @@ class Pipelined:
         if htype == "pipe":
             timeout = float(handler.get("timeout") or 0)
             env = await self._command_env(ctx["namespace"], handler)
-            result = await run_command(str(handler.get("command") or ""), payload, timeout=timeout, env=env)
+            result = await run_command(str(handler.get("command") or ""), stdin=payload, timeout=timeout, env=env,
+                                       policy=HANDLER_POLICY)
             extra = {**ctx, "status": result.status}
             if result.timed_out:
                 logger.error("event pipe handler timed out after %ss and was killed", timeout, extra=extra)

@@ -1,8 +1,8 @@
-"""Running mutators and handlers: child processes and sockets, bounded and killable.
+"""Sending events to tcp and udp handlers: one connection or datagram per event, bounded by a timeout.
 
-Children run in their own process group; at ``timeout`` the whole group gets
-SIGKILL (a handler that forks a shell pipeline cannot outlive its deadline).
-Output is collected without blocking the event loop (``trio.run_process``).
+Pipe handlers and mutators run through :func:`core.execute.run_command` with
+:data:`~core.execute.HANDLER_POLICY` (own process group, SIGKILLed at the
+timeout, output capped at 16 MiB), shared with the agent's checks.
 """
 
 from __future__ import annotations
@@ -11,91 +11,12 @@ import errno
 import functools
 import ipaddress
 import os
-import signal
 import socket
-import subprocess
-from dataclasses import dataclass
-from typing import Final, Mapping, Sequence
+from typing import Final
 
 import trio
 
-__all__ = ["ProcessResult", "run_command", "send_tcp", "send_udp", "env_with"]
-
-#: Output kept from a mutator or handler: a mutator's output is the handler's input, and an
-#: event can carry a multi-MB check output (the agent message limit is 16 MiB).
-MAX_OUTPUT = 16 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessResult:
-    status: int
-    output: str
-    timed_out: bool
-
-
-def env_with(env_vars: Sequence[str] | None) -> dict[str, str]:
-    """Process environment plus ``KEY=VALUE`` entries (later wins)."""
-    env = dict(os.environ)
-    for item in env_vars or ():
-        key, sep, value = item.partition("=")
-        if sep and key:
-            env[key] = value
-    return env
-
-
-async def run_command(command: str, stdin: bytes, *, timeout: float, env: Mapping[str, str]) -> ProcessResult:
-    """``sh -c command`` with ``stdin``; merged stdout+stderr; group-killed at ``timeout`` (0 = none)."""
-    proc: trio.Process | None = None
-    chunks: list[bytes] = []
-    size = 0
-    timed_out = False
-
-    async def feed(stream: trio.abc.SendStream) -> None:
-        try:
-            await stream.send_all(stdin)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        finally:
-            await stream.aclose()
-
-    async def drain(stream: trio.abc.ReceiveStream) -> None:
-        nonlocal size
-        async for chunk in stream:
-            if size < MAX_OUTPUT:
-                chunks.append(chunk[: MAX_OUTPUT - size])
-                size += len(chunk)
-
-    async with trio.open_nursery() as nursery:
-        proc = await nursery.start(lambda task_status=trio.TASK_STATUS_IGNORED: trio.run_process(
-            ["/bin/sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=dict(env), start_new_session=True, check=False, task_status=task_status))
-        assert proc is not None and proc.stdin is not None and proc.stdout is not None
-        nursery.start_soon(feed, proc.stdin)
-        nursery.start_soon(drain, proc.stdout)
-        if timeout and timeout > 0:
-            async def watchdog() -> None:
-                nonlocal timed_out
-                await trio.sleep(timeout)
-                timed_out = True
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-            scope = trio.CancelScope()
-
-            async def guarded() -> None:
-                with scope:
-                    await watchdog()
-
-            nursery.start_soon(guarded)
-            await proc.wait()
-            scope.cancel()
-        else:
-            await proc.wait()
-    output = b"".join(chunks).decode("utf-8", errors="replace")
-    status = 2 if timed_out else (proc.returncode if proc.returncode is not None and proc.returncode >= 0 else 2)
-    return ProcessResult(status, output, timed_out)
+__all__ = ["send_tcp", "send_udp"]
 
 
 async def send_tcp(host: str, port: int, payload: bytes, *, timeout: float) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from backend.eventd.merge import is_resolution
+from core.resources.event import is_resolution
 
 __all__ = [
     "ENTITY_SUBSCRIPTION_PREFIX",

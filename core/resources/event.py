@@ -3,12 +3,19 @@
 An event's ``check`` is a :class:`Check`: every CheckConfig field plus the result and
 state fields eventd maintains.  Events have no name of their own; they are keyed by
 ``(namespace, entity, check)``.
+
+The event predicates (:func:`is_incident`, :func:`is_resolution`, :func:`is_silenced`,
+:func:`has_metrics`, ...; Go's ``Event.IsIncident()`` and friends) are defined here, once,
+on the wire form (``Event.to_store()``): that is the shape eventd, the pipeline, the
+built-in filters and the JavaScript filters work on, and decoding an event into
+:class:`Event` just to ask a question would cost more than the answer.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final, Literal, Self
 
 from .check import CheckConfig
@@ -28,6 +35,9 @@ from .meta import ObjectMeta, WireReader, check_name, decode_meta, list_or_none
 __all__ = [
     "CHECK_STATES",
     "HISTORY_LENGTH",
+    "STATE_FAILING",
+    "STATE_FLAPPING",
+    "STATE_PASSING",
     "Check",
     "CheckHistory",
     "Event",
@@ -35,13 +45,23 @@ __all__ = [
     "Metrics",
     "event_fields",
     "event_labels",
+    "has_check",
+    "has_metrics",
+    "is_flapping_end",
+    "is_flapping_start",
+    "is_incident",
+    "is_resolution",
+    "is_silenced",
 ]
 
 HISTORY_LENGTH: Final = 21
 """Entries kept in ``check.history`` (runtime §5.2)."""
 
 CheckState = Literal["passing", "failing", "flapping"]
-CHECK_STATES: Final = frozenset({"passing", "failing", "flapping"})
+STATE_PASSING: Final = "passing"
+STATE_FAILING: Final = "failing"
+STATE_FLAPPING: Final = "flapping"
+CHECK_STATES: Final = frozenset({STATE_PASSING, STATE_FAILING, STATE_FLAPPING})
 
 
 @dataclass(slots=True, kw_only=True)
@@ -293,8 +313,71 @@ class Event:
 
     @property
     def is_silenced(self) -> bool:
-        """Go's ``event.is_silenced`` field: the check lists at least one silence."""
+        """:func:`is_silenced` for a decoded event (the field selectors' ``event.is_silenced``)."""
         return self.check is not None and bool(self.check.silenced)
+
+
+# --------------------------------------------------------------------------- predicates (wire form)
+
+
+def has_check(event: Mapping[str, Any]) -> bool:
+    """True when the event carries a check (metrics-only events do not)."""
+    return bool(event.get("check"))
+
+
+def has_metrics(event: Mapping[str, Any]) -> bool:
+    """True when the event carries a ``metrics`` object, even an empty one (Go: non-nil)."""
+    return event.get("metrics") is not None
+
+
+def _status(entry: Mapping[str, Any] | None) -> int:
+    return int(entry.get("status") or 0) if entry else 0
+
+
+def _history(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    check = event.get("check") or {}
+    return list(check.get("history") or [])
+
+
+def is_incident(event: Mapping[str, Any]) -> bool:
+    """A check event whose current status is non-zero (warning, critical or unknown)."""
+    if not has_check(event):
+        return False
+    return _status(event["check"]) != 0
+
+
+def is_resolution(event: Mapping[str, Any]) -> bool:
+    """The previous history entry was non-zero and the current status is 0.
+
+    Evaluated on the *merged* event, whose history already ends with the current result.
+    """
+    if not has_check(event):
+        return False
+    history = _history(event)
+    return len(history) > 1 and _status(history[-2]) != 0 and not is_incident(event)
+
+
+def is_flapping_start(event: Mapping[str, Any]) -> bool:
+    """State is ``flapping`` and history has at least two entries.
+
+    Go compares against the previous entry's flapping marker, which it never records, so
+    every flapping result counts as a "start" (runtime.md §5.2).
+    """
+    if not has_check(event):
+        return False
+    return event["check"].get("state") == STATE_FLAPPING and len(_history(event)) >= 2
+
+
+def is_flapping_end(event: Mapping[str, Any]) -> bool:
+    """Always False: the reference never records the per-entry flapping marker it needs."""
+    return False
+
+
+def is_silenced(event: Mapping[str, Any]) -> bool:
+    """True when ``check.silenced`` lists at least one entry (what ``not_silenced`` tests)."""
+    if not has_check(event):
+        return False
+    return bool(event["check"].get("silenced"))
 
 
 def event_labels(event: Event) -> dict[str, str]:

@@ -27,7 +27,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 
-from backend.agentd.protocol import MAX_MESSAGE_BYTES
+from core.frames import MAX_MESSAGE_BYTES
 from core.resources import CheckConfig, keys
 from core.resources.storage import encode
 from tests.harness.backend import REPO, BackendProcess, Cluster, free_port

@@ -1,4 +1,4 @@
-"""agent.executor: running checks and hooks as real child processes (runtime.md §2.4, §2.5)."""
+"""agent.executor and core.execute: running checks and hooks as real child processes (runtime.md §2.4, §2.5)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,8 @@ import trio
 
 from agent.config import load_config
 from agent.entity import EntityState
-from agent.executor import (
-    FAILURE_STATUS,
-    TIMEOUT_OUTPUT,
-    CheckRequest,
-    Executor,
-    encode_event,
-    hooks_for_status,
-    merge_env,
-    run_command,
-)
+from agent.executor import CheckRequest, Executor, encode_event, hooks_for_status
+from core.execute import FAILURE_STATUS, TIMEOUT_OUTPUT, merge_env, run_command
 from core.resources.check import CheckConfig, HookList
 from core.resources.event import Event
 from core.resources.entity import System

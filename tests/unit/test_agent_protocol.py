@@ -1,4 +1,5 @@
-"""agent.protocol: one binary frame per message, handshake headers, encoding negotiation."""
+"""core.frames as the agent uses it (one binary frame per message), and agent.protocol: handshake headers,
+encoding negotiation."""
 
 from __future__ import annotations
 
@@ -6,16 +7,8 @@ import base64
 
 import pytest
 
-from agent.protocol import (
-    Frame,
-    ProtocolError,
-    decode_frame,
-    decode_json,
-    encode_frame,
-    encode_json,
-    handshake_headers,
-    negotiated_content_type,
-)
+from agent.protocol import handshake_headers, negotiated_content_type
+from core.frames import Frame, ProtocolError, decode_frame, decode_json, encode_frame, encode_json
 
 
 def test_frame_round_trip_splits_at_first_newline() -> None:
@@ -39,11 +32,11 @@ def test_encode_refuses_a_type_with_a_newline() -> None:
 
 def test_json_payloads() -> None:
     assert encode_json({"b": 1, "a": "é"}) == '{"b":1,"a":"é"}'.encode()
-    assert decode_json(b'{"x": 1}') == {"x": 1}
+    assert decode_json(b'{"x": 1}', "check_request") == {"x": 1}
     with pytest.raises(ProtocolError):
-        decode_json(b"[1]")
+        decode_json(b"[1]", "check_request")
     with pytest.raises(ProtocolError):
-        decode_json(b"{")
+        decode_json(b"{", "check_request")
 
 
 def test_handshake_headers_with_password_auth() -> None:

@@ -24,7 +24,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 from agent import session as session_mod
 from agent.agent import Agent
 from agent.config import AgentConfig, load_config
-from agent.protocol import decode_frame, encode_frame, encode_json
+from core.frames import decode_frame, encode_frame, encode_json
 from agent.transport import Backoff, BackendPicker
 from tests.harness.backend import free_port
 

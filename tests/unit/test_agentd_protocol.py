@@ -1,4 +1,4 @@
-"""The backend's agent protocol helpers (backend/agentd/protocol.py, requests.py): pure, no sockets."""
+"""The backend's agent protocol helpers (core/frames.py, backend/agentd/protocol.py, requests.py): pure, no sockets."""
 
 from __future__ import annotations
 
@@ -10,22 +10,18 @@ from typing import Any
 import pytest
 
 from backend.agentd.protocol import (
-    MAX_MESSAGE_BYTES,
     NOT_FOUND_ENTITY_NAME,
     RESPONSE_HEADERS,
-    ProtocolError,
     close_reason,
-    decode_payload,
-    encode_json_frame,
     entity_config_payload,
     parse_basic_auth,
-    parse_frame,
     parse_handshake,
     parse_request_head,
     session_subscriptions,
     validate_agent_event,
 )
 from backend.agentd.requests import check_request_key, check_request_prefix, parse_check_request_key
+from core.frames import MAX_MESSAGE_BYTES, ProtocolError, decode_frame, decode_payload, encode_json_frame
 from core.resources import Entity
 
 
@@ -41,10 +37,10 @@ def keepalive(name: str = "web-01", *, ts: int | None = None, namespace: str = "
 
 
 def test_frames_round_trip_and_split_at_the_first_newline() -> None:
-    frame = parse_frame(encode_json_frame("event", {"a": "x\ny"}))
+    frame = decode_frame(encode_json_frame("event", {"a": "x\ny"}))
     assert frame.type == "event"
     assert decode_payload(frame) == {"a": "x\ny"}
-    assert parse_frame("keepalive\n{}").type == "keepalive"  # text messages are accepted
+    assert decode_frame("keepalive\n{}").type == "keepalive"  # text messages are accepted
 
 
 @pytest.mark.parametrize("data, reason", [
@@ -55,13 +51,13 @@ def test_frames_round_trip_and_split_at_the_first_newline() -> None:
 ])
 def test_malformed_frames_are_protocol_errors(data: bytes, reason: str) -> None:
     with pytest.raises(ProtocolError, match=reason):
-        parse_frame(data)
+        decode_frame(data)
 
 
 @pytest.mark.parametrize("payload", [b"{not json", b"[1, 2]", b"\xff"])
 def test_payload_must_be_a_json_object(payload: bytes) -> None:
     with pytest.raises(ProtocolError):
-        decode_payload(parse_frame(b"event\n" + payload))
+        decode_payload(decode_frame(b"event\n" + payload))
 
 
 def test_request_head_and_upgrade_detection() -> None:
@@ -167,4 +163,4 @@ def test_check_request_keys() -> None:
 
 def test_deeply_nested_json_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="invalid JSON"):
-        decode_payload(parse_frame(b"event\n" + b"[" * 200_000 + b"]" * 200_000))
+        decode_payload(decode_frame(b"event\n" + b"[" * 200_000 + b"]" * 200_000))

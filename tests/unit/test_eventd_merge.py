@@ -10,16 +10,12 @@ import pytest
 from backend.eventd.merge import (
     HISTORY_LENGTH,
     OUTPUT_TRUNCATED_LABEL,
-    has_metrics,
-    is_flapping_end,
-    is_flapping_start,
-    is_incident,
-    is_resolution,
     merge_event,
     output_truncated_bytes,
     persisted_copy,
     total_state_change,
 )
+from core.resources.event import has_metrics, is_flapping_end, is_flapping_start, is_incident, is_resolution
 
 NOW = 1_700_000_000
 

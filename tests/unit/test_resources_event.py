@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from core.resources import REDACTED, Event, ValidationError, WireTypeError, event_labels
-from core.resources.event import Check, event_fields
+from core.resources.event import Check, event_fields, is_silenced
 
 from .test_resources_check import SPEC_EXAMPLE as CHECK_WIRE
 from .test_resources_entity import MINIMAL_WIRE as ENTITY_WIRE
@@ -201,3 +201,13 @@ def test_fields() -> None:
 def test_fields_of_metrics_only_event() -> None:
     fields = event_fields(Event.from_wire({"metadata": {"namespace": "n"}}))
     assert fields["event.check.name"] == "" and fields["event.is_silenced"] == "false"
+
+
+@pytest.mark.parametrize("wire", [
+    EVENT_WIRE,
+    {**EVENT_WIRE, "check": {**RESULT_CHECK, "silenced": []}},
+    {"metadata": {"namespace": "n"}, "metrics": {"points": []}},
+])
+def test_typed_is_silenced_agrees_with_the_predicate(wire: dict[str, Any]) -> None:
+    ev = Event.from_wire(wire)
+    assert ev.is_silenced == is_silenced(ev.to_store()) == is_silenced(wire)
