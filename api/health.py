@@ -25,8 +25,7 @@ async def cluster_members(store: Store, initial: list[Member]) -> list[Member]:
     for kv in (await store.range(MEMBERS_PREFIX)).items:
         member = decode_member(kv.value)
         by_address[member.address] = member
-    status = store.raft_status()
-    current = set(status.members)
+    current = set(store.members())
     # members removed at run time drop out; unknown addresses keep their address as name
     result = [by_address.get(a, Member(a, f"http://{a}")) for a in current]
     return sorted(result, key=lambda m: m.name)
@@ -35,7 +34,7 @@ async def cluster_members(store: Store, initial: list[Member]) -> list[Member]:
 async def health_payload(store: Store, initial: list[Member], self_name: str, cluster_id: int) -> tuple[dict[str, Any], int]:
     status = store.raft_status()
     members = await cluster_members(store, initial)
-    self_address = store.node.self_address
+    self_address = store.self_address
     leader_name = None
     entries = []
     for m in members:

@@ -32,12 +32,12 @@ from cluster.errors import CompareFailedError, StoreError
 from cluster.membership import (
     Member,
     PeerAddressInUseError,
+    PeerTLS,
     PeerTLSError,
     RaftSettings,
     encode_member,
     member_key,
 )
-from cluster.peer_tls import PeerTLS
 from cluster.store import Store, open_store
 
 from .agentd import AdhocExecutor, Agentd, AgentListenError

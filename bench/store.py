@@ -51,10 +51,8 @@ def percentile(values: list[float], p: float) -> float:
 def node_main(args: argparse.Namespace) -> None:
     import trio
 
-    from cluster.membership import Member, RaftSettings
+    from cluster.membership import Member, PeerTLS, RaftSettings
     from cluster.store import open_store
-
-    from cluster.peer_tls import PeerTLS
 
     members = tuple(Member(n, u) for n, u in (m.split("=", 1) for m in args.members.split(",")))
     own = next(m for m in members if m.name == args.name)
@@ -71,7 +69,7 @@ def node_main(args: argparse.Namespace) -> None:
     async def main() -> None:
         async with open_store(settings) as store:
             await store.wait_leader(30)
-            emit({"ready": args.name, "leader": store.raft_status().is_leader})
+            emit({"ready": args.name, "leader": store.is_leader()})
             # commands from the driver on stdin, one JSON per line
             stdin = trio.lowlevel.FdStream(os.dup(0))
             buf = b""
@@ -89,7 +87,7 @@ def node_main(args: argparse.Namespace) -> None:
         kind = cmd["cmd"]
         value = b"x" * cmd.get("value_size", 100)
         if kind == "status":
-            return {"status": store.raft_status().is_leader, "keys": store.count("/")}
+            return {"status": store.is_leader(), "keys": store.count("/")}
         if kind == "seq":
             lat = []
             t0 = time.perf_counter()

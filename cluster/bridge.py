@@ -1,13 +1,13 @@
-"""The one crossing between pysyncobj's tick thread and trio.
+"""The one crossing between the Raft tick thread and trio.
 
-pysyncobj applies log entries, fires proposal callbacks and reports state
-changes on its own tick thread. Nothing on that thread may touch a trio
+The Raft member (pysyncobj, behind cluster/raft/) applies log entries, fires
+proposal callbacks and reports state changes on its own tick thread. Nothing on that thread may touch a trio
 object or wait for trio, and nothing in trio may block on that thread.
 This module is the whole contract:
 
 * **trio → Raft**: :meth:`RaftBridge.call` hands a ``submit(callback)``
   function a callback and returns once that callback fired. ``submit`` only
-  enqueues (pysyncobj's ``callback=`` form of a replicated call), so the event
+  enqueues (e.g. :meth:`cluster.raft.RaftNode.propose_batch`), so the event
   loop never blocks. A pending-proposal table maps ids to waiters, as etcd's
   ``pkg/wait`` does.
 * **Raft → trio**: every callback or apply notice is appended to an outbox
@@ -30,34 +30,19 @@ import threading
 from typing import Any, Callable
 
 import trio
-from pysyncobj import FAIL_REASON
 
 from .errors import LeaderChangedError, NoLeaderError, StoreClosedError, StoreError
+from .raft import RETRYABLE, ProposalOutcome, outcome_name
 
 __all__ = ["RaftBridge", "ProposalFailed", "RETRYABLE"]
 
 logger = logging.getLogger(__name__)
 
-#: Failures after which the same proposal (same batch id) may be sent again.
-RETRYABLE = frozenset(
-    {
-        FAIL_REASON.QUEUE_FULL,
-        FAIL_REASON.MISSING_LEADER,
-        FAIL_REASON.DISCARDED,
-        FAIL_REASON.NOT_LEADER,
-        FAIL_REASON.LEADER_CHANGED,
-        FAIL_REASON.UNKNOWN_OUTCOME,
-    }
-)
-
-_REASON_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if not k.startswith("_")}
-
-
 class ProposalFailed(StoreError):
-    """pysyncobj reported a FAIL_REASON for a proposal."""
+    """Raft reported a failure (a :class:`~cluster.raft.ProposalOutcome`) for a proposal."""
 
     def __init__(self, reason: int) -> None:
-        super().__init__(f"proposal failed: {_REASON_NAMES.get(reason, reason)}")
+        super().__init__(f"proposal failed: {outcome_name(reason)}")
         self.reason = reason
 
     @property
@@ -65,7 +50,7 @@ class ProposalFailed(StoreError):
         return self.reason in RETRYABLE
 
     def as_store_error(self) -> StoreError:
-        if self.reason == FAIL_REASON.MISSING_LEADER:
+        if self.reason == ProposalOutcome.MISSING_LEADER:
             return NoLeaderError("no leader: election in progress or no quorum")
         return LeaderChangedError(str(self))
 
@@ -120,7 +105,7 @@ class RaftBridge:
     async def call(self, submit: Submit) -> Any:
         """Submit a proposal and wait for its outcome.
 
-        Raises :class:`ProposalFailed` with pysyncobj's reason, or
+        Raises :class:`ProposalFailed` with Raft's reason, or
         :class:`StoreClosedError`. Cancellation leaves the proposal in flight;
         its late callback is ignored.
         """
@@ -134,7 +119,7 @@ class RaftBridge:
             try:
                 submit(callback)
             except BlockingIOError:
-                # pysyncobj queued the command but its wake-up pipe was full;
+                # Raft queued the command but its wake-up pipe was full;
                 # the tick thread drains the queue on its next poll anyway.
                 pass
             await waiter.event.wait()
@@ -142,7 +127,7 @@ class RaftBridge:
             self._waiters.pop(pid, None)
         if waiter.reason == -1:
             raise StoreClosedError("store closed while a proposal was in flight")
-        if waiter.reason != FAIL_REASON.SUCCESS:
+        if waiter.reason != ProposalOutcome.SUCCESS:
             raise ProposalFailed(waiter.reason if waiter.reason is not None else -1)
         return waiter.result
 

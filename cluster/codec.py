@@ -1,4 +1,4 @@
-"""The wire form of store operations: msgpack lists that pysyncobj sees as bytes.
+"""The wire form of store operations: msgpack lists that the Raft log sees as bytes.
 
 Only plain data crosses into the Raft log (STYLE: no pickled objects), so every
 operation is a short list whose first element is an opcode. The proposer

@@ -1,10 +1,12 @@
 """The replicated state: a revisioned key/value map with leases, applied on every node.
 
-``KVState.apply_batch`` is the sole ``@replicated`` method. pysyncobj pickles
-its arguments into the log and calls it on every node, in log order, on the
-tick thread. It must therefore be deterministic and must never raise (a raising
-apply is retried forever, STYLE §1): the proposer supplies the time, lease ids
-and the batch id; every operation returns a result instead of raising.
+``KVState.apply_batch`` is the one way the state changes. The Raft log
+(cluster/raft/consumer.py, the only replicated method) calls it on every
+node, in log order, on the tick thread. It must therefore be deterministic and
+must never raise (a raising apply is retried forever, STYLE §1): the proposer
+supplies the time, lease ids and the batch id; every operation returns a
+result instead of raising. Nothing here knows pysyncobj: the rules can be
+read and tested as plain code.
 
 Semantics follow what Sensu needs from etcd:
 
@@ -31,7 +33,6 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable, NamedTuple
 
-from pysyncobj import SyncObjConsumer, replicated
 from sortedcontainers import SortedDict
 
 from .codec import (
@@ -47,7 +48,7 @@ from .codec import (
     decode_batch,
 )
 
-__all__ = ["KVState", "KeyValue", "WatchEvent", "EVENT_PUT", "EVENT_DELETE", "RECENT_BATCHES"]
+__all__ = ["KVState", "KeyValue", "WatchEvent", "EVENT_PUT", "EVENT_DELETE", "RECENT_BATCHES", "REPLICATED"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ EVENT_DELETE = 1
 
 #: How many batch results are remembered for deduplicating retried proposals.
 RECENT_BATCHES = 2048
+
+#: The attributes that are the replicated state (what a dump holds); everything else is local to a node.
+REPLICATED = ("revision", "kv", "leases", "recent")
 
 
 class KeyValue(NamedTuple):
@@ -87,8 +91,8 @@ AppliedHook = Callable[[int, list[WatchEvent]], None]
 ResetHook = Callable[[int], None]
 
 
-class KVState(SyncObjConsumer):
-    """The replicated map. Construct it fully before handing it to ``SyncObj``.
+class KVState:
+    """The replicated map. Only the Raft log changes it (:meth:`apply_batch`, :meth:`restore`).
 
     ``on_applied(revision, events)`` and ``on_reset(revision)`` run on the tick
     thread after each apply and after a snapshot replaced the whole state; they
@@ -96,15 +100,13 @@ class KVState(SyncObjConsumer):
     """
 
     def __init__(self, on_applied: AppliedHook | None = None, on_reset: ResetHook | None = None) -> None:
-        # Local, never replicated: set before SyncObjConsumer.__init__ records
-        # the attribute names that exist now as non-replicated.
+        # Local, never replicated:
         self._lock = threading.Lock()
         self._on_applied = on_applied
         self._on_reset = on_reset
         self._flush: Callable[[], None] | None = None
         self.applied_bytes = 0  # batch bytes applied by this process (the byte bound of log compaction)
-        super().__init__()
-        # Replicated state: everything assigned from here on goes into dumps.
+        # Replicated state (REPLICATED: what dumps hold):
         self.revision = 0
         self.kv: SortedDict = SortedDict()
         self.leases: dict[int, list[Any]] = {}  # id -> [ttl, deadline, {key: None}]
@@ -120,19 +122,25 @@ class KVState(SyncObjConsumer):
         """Called after every applied batch, before its watchers and its writers hear of it: syncs the journal."""
         self._flush = flush
 
-    def _deserialize(self, data: dict[str, Any]) -> None:
-        """A snapshot replaced the state: watchers cannot know what changed."""
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self) -> dict[str, Any]:
+        """Tick thread: the replicated state for a dump, as the live objects (pickle them before the next apply)."""
+        return {name: getattr(self, name) for name in REPLICATED}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Tick thread: a snapshot replaced the state; watchers cannot know what changed."""
         with self._lock:
-            super()._deserialize(data)
+            for name, value in data.items():
+                self.__dict__[name] = value
             revision = self.revision
         if self._on_reset is not None:
             self._on_reset(revision)
 
     # ------------------------------------------------------------------ apply
 
-    @replicated
     def apply_batch(self, batch_id: str, payload: bytes, now: float) -> list[Any]:
-        """Apply a group-commit batch; returns one result list per operation."""
+        """Tick thread, in log order: apply a group-commit batch; returns one result list per operation."""
         events: list[WatchEvent] = []
         with self._lock:
             cached = self.recent.get(batch_id)

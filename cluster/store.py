@@ -48,7 +48,8 @@ from .errors import (
     StoreFullError,
     StoreTimeoutError,
 )
-from .membership import RaftNode, RaftSettings, RaftStatus
+from .membership import RaftSettings
+from .raft import RaftNode, RaftStatus
 from .statemachine import KeyValue, KVState, WatchEvent
 from .watch import Watcher, WatchHub
 
@@ -59,7 +60,7 @@ logger = logging.getLogger(__name__)
 #: Most operations packed into one Raft entry.
 MAX_BATCH_OPS = 2000
 #: Most bytes of values packed into one Raft entry (keeps entries well under
-#: pysyncobj's append batch, so followers are never starved).
+#: the append batch of RaftSettings, so followers are never starved).
 MAX_BATCH_BYTES = 1 << 20
 #: Raft entries in flight at once from this node. Few, so that writes queue
 #: and share entries under load (each entry costs every node CPU; docs/store.md).
@@ -108,15 +109,15 @@ class _Pending:
 class Store:
     """Async facade over the replicated state; use from the trio thread only."""
 
-    def __init__(self, node: RaftNode, state: KVState, bridge: RaftBridge, hub: WatchHub) -> None:
-        self.node = node
+    def __init__(self, raft: RaftNode, state: KVState, bridge: RaftBridge, hub: WatchHub) -> None:
+        self._raft = raft  # the seam to pysyncobj (cluster/raft/): proposals, leadership, membership
         self._state = state
         self._bridge = bridge
         self._hub = hub
         self._send, self._recv = trio.open_memory_channel[_Pending](math.inf)
         self._inflight = trio.Semaphore(MAX_INFLIGHT)
         self._batch_ids = itertools.count(1)
-        self._batch_prefix = f"{node.settings.name}-{secrets.token_hex(4)}"
+        self._batch_prefix = f"{raft.settings.name}-{secrets.token_hex(4)}"
         self._closed = False
         self._urgent: trio.Event | None = None  # set while the commit task lingers
         self._urgent_queued = 0  # queued writes that must not linger
@@ -151,8 +152,8 @@ class Store:
         """
         if self._closed:
             raise StoreClosedError("store is closed")
-        if op[0] != codec.OP_NOOP and self.node.disk_full:
-            raise StoreFullError(f"no space left for the Raft journal in {self.node.settings.state_dir}; "
+        if op[0] != codec.OP_NOOP and self._raft.disk_full:
+            raise StoreFullError(f"no space left for the Raft journal in {self._raft.settings.state_dir}; "
                                  "writes are refused until space is freed")
         pending = _Pending(op, size, timeout, _lingering.get())
         self._send.send_nowait(pending)
@@ -290,13 +291,31 @@ class Store:
     # ------------------------------------------------------------------ cluster
 
     def raft_status(self) -> RaftStatus:
-        return self.node.status()
+        """This member's view of the Raft cluster (leader, term, indexes, peer links), copied."""
+        return self._raft.status()
+
+    def is_leader(self) -> bool:
+        """Whether this member is the Raft leader now (not for ownership: that is a lease in the log)."""
+        return self._raft.is_leader()
+
+    def leader(self) -> str | None:
+        """The leader's ``host:port``, or None while there is none."""
+        return self._raft.leader()
+
+    def members(self) -> list[str]:
+        """Every member's ``host:port``, this one included, sorted."""
+        return self._raft.members()
+
+    @property
+    def self_address(self) -> str:
+        """This member's ``host:port``, as :meth:`leader` and :meth:`members` name it."""
+        return self._raft.self_address
 
     async def add_member(self, address: str) -> None:
-        await self._membership_call(self.node.add_member, address)
+        await self._membership_call(self._raft.add_member, address)
 
     async def remove_member(self, address: str) -> None:
-        await self._membership_call(self.node.remove_member, address)
+        await self._membership_call(self._raft.remove_member, address)
 
     async def _membership_call(self, fn: Any, address: str) -> None:
         deadline = trio.current_time() + WRITE_TIMEOUT_S
@@ -383,7 +402,7 @@ class Store:
             now = time.time()
             try:
                 return list(await self._bridge.call(
-                    lambda cb: self._state.apply_batch(batch_id, payload, now, callback=cb)
+                    lambda cb: self._raft.propose_batch(batch_id, payload, now, cb)
                 ))
             except ProposalFailed as exc:
                 if not exc.retryable:
@@ -405,7 +424,7 @@ class Store:
             deadline = self._state.next_lease_deadline()
             if deadline is None or deadline > time.time():
                 continue
-            if not self.node.syncobj._isLeader():
+            if not self._raft.is_leader():
                 continue
             try:
                 await self._submit([codec.OP_LEASE_EXPIRE], timeout=2.0)
@@ -416,7 +435,7 @@ class Store:
         """Wait until a leader is known and a no-op commits through it."""
         with trio.move_on_after(timeout):
             while True:
-                if self.node.status().leader is not None:
+                if self._raft.leader() is not None:
                     try:
                         await self.barrier()
                         return True
@@ -440,8 +459,8 @@ async def open_store(settings: RaftSettings) -> AsyncIterator[Store]:
         on_reset=lambda rev: bridge.post(hub.reset, rev),
     )
     bridge.attach()
-    node = await trio.to_thread.run_sync(RaftNode, settings, state)
-    store = Store(node, state, bridge, hub)
+    raft = await trio.to_thread.run_sync(RaftNode, settings, state)
+    store = Store(raft, state, bridge, hub)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(store._commit_loop, nursery)
@@ -453,4 +472,4 @@ async def open_store(settings: RaftSettings) -> AsyncIterator[Store]:
     finally:
         store._closed = True
         bridge.close()
-        node.destroy()
+        raft.destroy()

@@ -97,7 +97,7 @@ async def member_list_payload(call: ApiCall) -> tuple[dict[str, Any], list[Membe
     store = call.store
     members = await cluster_members(store, call.ctx.initial_members)
     status = store.raft_status()
-    self_address = store.node.self_address
+    self_address = store.self_address
     self_id = next((m.id for m in members if m.address == self_address), 0)
     header = {k: v for k, v in (("cluster_id", call.ctx.cluster_id), ("member_id", self_id),
                                 ("raft_term", status.term)) if v}
@@ -169,7 +169,7 @@ async def list_members(call: ApiCall) -> Response:
 async def add_member(call: ApiCall) -> Response:
     async def work() -> Response:
         peer_url, address = await _peer_address_arg(call)
-        if address in call.store.raft_status().members:
+        if address in call.store.members():
             raise _plain(409, f"a member with peer address {address} already exists", CODE_EXISTS)
         member = Member(address, peer_url)  # the name is unknown until the node registers itself
         registry_key = member_key(address)
@@ -207,7 +207,7 @@ async def update_member(call: ApiCall, hexid: str) -> Response:
 async def remove_member(call: ApiCall, hexid: str) -> Response:
     async def work() -> Response:
         member = await _find(call, hexid)
-        if member.address == call.store.node.self_address:
+        if member.address == call.store.self_address:
             raise _plain(400, f"member {member.name} is serving this request and cannot remove itself; "
                               "send the request to another member")
         await call.store.remove_member(member.address)

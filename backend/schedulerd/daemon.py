@@ -196,8 +196,8 @@ class Schedulerd:
     # ------------------------------------------------------------------ ownership
 
     def _preferred(self, ns: str, name: str) -> bool:
-        members = self._store.raft_status().members
-        return len(members) <= 1 or preferred_member(ns, name, members) == self._store.node.self_address
+        members = self._store.members()
+        return len(members) <= 1 or preferred_member(ns, name, members) == self._store.self_address
 
     async def _claim_loop(self) -> None:
         absent_since: dict[tuple[str, str], float] = {}

@@ -31,7 +31,7 @@ async def main(peer, state_dir, phase):
     out = {}
     async with open_store(settings) as store:
         await store.wait_leader(30)
-        syncobj = store.node.syncobj
+        syncobj = store._raft._syncobj  # the patches under test are pysyncobj's
         log = syncobj._SyncObj__raftLog
         if phase == "write":
             for i in range(200):
@@ -79,7 +79,7 @@ async def main(peer, state_dir, phase):
         if phase == "write":
             for i in range(300):  # ~600 KB of values, one Raft entry each: 3x the byte bound
                 await store.put(f"/big/{i:03}", os.urandom(1000).hex().encode())
-            log = store.node.syncobj._SyncObj__raftLog
+            log = store._raft._syncobj._SyncObj__raftLog
             while not os.path.exists(os.path.join(state_dir, "raft.dump")) or len(log) >= 300:
                 await trio.sleep(0.05)
             out["log_entries"] = len(log)
@@ -114,6 +114,6 @@ async def test_log_is_compacted_by_bytes_and_survives_a_restart(tmp_path: Path) 
     written = await _run(peer, tmp_path / "raft", "write", _BYTES_SCRIPT)
     assert written["values"] == 300
     assert written["log_entries"] < 300
-    assert written["forks"] == 0  # the dumps were written by a thread (cluster/journal.py)
+    assert written["forks"] == 0  # the dumps were written by a thread (cluster/raft/journal.py)
     reopened = await _run(peer, tmp_path / "raft", "read", _BYTES_SCRIPT)
     assert reopened["values"] == 300

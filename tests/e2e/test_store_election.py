@@ -17,7 +17,7 @@ async def main(root, wait_s, *peers):
     # an election timeout far longer than the wait: only skipping it can make a leader in time
     async with open_members(root, peers, token="election-test", election_s=60.0, heartbeat_s=0.05) as stores:
         led = await stores[0].wait_leader(float(wait_s))
-        print(json.dumps({"leader": led, "leaders": sum(s.raft_status().is_leader for s in stores)}))
+        print(json.dumps({"leader": led, "leaders": sum(s.is_leader() for s in stores)}))
 
 trio.run(main, *sys.argv[1:])
 """

@@ -50,7 +50,7 @@ async def main(root, case, *peers):
     election_s = 60.0 if case == "lagging" else 0.4
     async with open_members(root, peers, token="follower-log-test", election_s=election_s) as stores:
         if case == "lagging":
-            stores[0].node.syncobj._SyncObj__raftElectionDeadline = 0
+            stores[0]._raft._syncobj._SyncObj__raftElectionDeadline = 0
         leader = await leader_of(stores)
         follower = next(s for s in stores if s is not leader)
         for i in range(300):
@@ -59,8 +59,8 @@ async def main(root, case, *peers):
             while follower.raft_status().last_applied < leader.raft_status().commit_index:
                 await trio.sleep(0.02)
         applied = follower.raft_status().last_applied
-        so = leader.node.syncobj
-        node = next(n for n in so.otherNodes if n.id == follower.node.self_address)
+        so = leader._raft._syncobj  # the patches under test are pysyncobj's
+        node = next(n for n in so.otherNodes if n.id == follower.self_address)
         if case == "append":
             so._SyncObj__raftNextIndex[node] = applied - 200  # resend from well below the follower's commit index
         elif case == "lagging":

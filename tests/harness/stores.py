@@ -34,8 +34,8 @@ async def open_members(root: str, peers: Sequence[str], *, token: str, **setting
 async def leader_of(stores: Sequence[Store], timeout: float = 30.0) -> Store:
     """The store whose node leads, once one does and a write commits through it."""
     with trio.fail_after(timeout):
-        while not any(s.raft_status().is_leader for s in stores):
+        while not any(s.is_leader() for s in stores):
             await trio.sleep(0.05)
-    leader = next(s for s in stores if s.raft_status().is_leader)
+    leader = next(s for s in stores if s.is_leader())
     await leader.wait_leader(timeout)
     return leader

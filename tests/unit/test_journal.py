@@ -11,7 +11,7 @@ from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.journal import FileJournal
 from pysyncobj.serializer import Serializer
 
-from cluster.journal import (
+from cluster.raft.journal import (
     REWRITE_SUFFIX,
     THREAD_DUMP_MAX_BYTES,
     DurableFileJournal,

@@ -1,4 +1,4 @@
-"""TLS between Raft members (etcd's ``--etcd-peer-*`` flags), under pysyncobj's non-blocking sockets.
+"""TLS between Raft members (etcd's ``--etcd-peer-*`` flags, :class:`cluster.membership.PeerTLS`), under pysyncobj's non-blocking sockets.
 
 pysyncobj drives plain non-blocking sockets from its own poller: it calls
 ``send``/``recv`` when the poller says so and treats ``EAGAIN`` as "later".
@@ -29,22 +29,14 @@ import errno
 import logging
 import socket
 import ssl
-from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["PeerTLS", "TLSPeerSocket", "peer_tls_contexts"]
+from ..membership import PeerTLS
 
-logger = logging.getLogger(__name__)
+__all__ = ["TLSPeerSocket", "peer_tls_contexts"]
 
-
-@dataclass(frozen=True)
-class PeerTLS:
-    """The peer TLS settings: certificate and key of this member, the CA, and client authentication."""
-
-    cert_file: str
-    key_file: str
-    trusted_ca_file: str = ""
-    client_cert_auth: bool = False
+#: The name this logger had before the move into cluster/raft/: log lines keep their component ("peer_tls").
+logger = logging.getLogger("cluster.peer_tls")
 
 
 def peer_tls_contexts(tls: PeerTLS) -> tuple[ssl.SSLContext, ssl.SSLContext]:

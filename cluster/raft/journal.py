@@ -61,7 +61,8 @@ __all__ = [
     "write_dumps_in_a_thread",
 ]
 
-logger = logging.getLogger(__name__)
+#: The name this logger had before the move into cluster/raft/: log lines keep their component ("journal").
+logger = logging.getLogger("cluster.journal")
 
 #: The new journal is written here, then renamed over the journal.
 REWRITE_SUFFIX = ".rewrite"
