@@ -177,6 +177,13 @@ class BackendProcess:
         except OSError:
             return ""
 
+    async def _debug_answers(self, client: httpx.AsyncClient) -> bool:
+        try:
+            await client.get(f"{self.debug_url}/", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return True
+
     async def health(self, client: httpx.AsyncClient) -> tuple[int, dict[str, Any]] | None:
         try:
             r = await client.get(f"{self.api_url}/health", timeout=2.0)
@@ -185,14 +192,16 @@ class BackendProcess:
         return r.status_code, r.json()
 
     async def wait_healthy(self, client: httpx.AsyncClient, timeout: float = 30.0) -> dict[str, Any]:
-        """Wait until /health answers 200 (this node sees a leader and a quorum)."""
+        """Wait until /health answers 200 (this node sees a leader and a quorum), and, with
+        ``--debug``, until the debug listener answers too: the node starts it after the API, so
+        a test going straight to the debug store could otherwise meet a refused connection."""
         try:
             with trio.fail_after(timeout):
                 while True:
                     if self.proc is not None and self.proc.poll() is not None:
                         raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
                     got = await self.health(client)
-                    if got is not None and got[0] == 200:
+                    if got is not None and got[0] == 200 and (not self.debug or await self._debug_answers(client)):
                         return got[1]
                     await trio.sleep(0.05)
         except trio.TooSlowError:
