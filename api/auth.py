@@ -30,7 +30,7 @@ import trio
 
 from core.resources import User, keys
 from core.resources.storage import decode, decode_cached, decode_dict, encode_dict
-from backend.seed import JWT_SECRET_KEY
+from core.seed import JWT_SECRET_KEY
 from cluster.store import KeyValue, Store
 
 from .errors import CODE_UNAUTHENTICATED, ApiError

@@ -45,7 +45,7 @@ from typing import Any
 import trio
 from quart import Response
 
-from backend.seed import CLUSTER_ID_KEY
+from core.seed import CLUSTER_ID_KEY
 from cluster.errors import StoreError
 from cluster.membership import Member, encode_member, member_key, peer_address
 

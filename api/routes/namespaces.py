@@ -23,7 +23,7 @@ from quart import Response
 
 from core.resources import ClusterRole, ClusterRoleBinding, RoleBinding, keys
 from core.resources.storage import decode
-from backend.seed import COMMON_RESOURCES, namespace_side_effects
+from core.seed import COMMON_RESOURCES, namespace_side_effects
 from cluster import codec
 from cluster.store import Store
 

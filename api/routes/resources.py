@@ -40,7 +40,7 @@ from quart import Response
 from core.resources import TessenConfig, keys
 from core.resources.registry import ResourceType, resource_type
 from core.resources.storage import decode_dict, derive_cached, encode
-from backend.seed import TESSEN_KEY
+from core.seed import TESSEN_KEY
 from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError
 from cluster.store import KeyValue, Store
