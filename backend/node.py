@@ -43,12 +43,12 @@ from cluster.store import Store, open_store
 from .agentd import AdhocExecutor, Agentd, AgentListenError
 from .assets import AssetError, AssetManager
 from .config import BackendConfig
-from .config_values import DEFAULT_SOURCE
+from core.config_values import DEFAULT_SOURCE
 from .eventd.eventlog import EventLog, EventLogError, EventLogHook
 from .eventd.process import RecordingPipelineHook, process_event
 from .eventd.ttl import TTLMonitor
 from .keepalived import Keepalived
-from .logging import configure_logging, level_from_sensu, stop_logging
+from core.logging import configure_logging, level_from_sensu, stop_logging
 from .pipelined import Pipelined
 from .platformmetrics import PlatformMetricsLog
 from .schedulerd.daemon import Schedulerd
