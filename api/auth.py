@@ -1,4 +1,4 @@
-"""Authentication: JWT access/refresh tokens, API keys, and bcrypt passwords.
+"""Authentication over HTTP: JWT access/refresh tokens, sessions and API keys.
 
 Tokens are HS256 JWTs signed with a 32-byte secret that ``init`` stores in the
 replicated map, so every node verifies every node's tokens (api.md §3.2); with
@@ -9,9 +9,9 @@ current refresh token id; refreshing rotates it (6.10 behaviour), logout
 deletes it, and an access token whose session is gone — or whose user is
 disabled — is rejected at once, on every node.
 
-bcrypt is slow on purpose, so it runs in a worker thread. An unknown user is
-checked against a dummy hash so that the answer time does not reveal whether
-a user exists.
+Who a user is, their password check and the RBAC decision live in
+:mod:`core.identity` (agentd shares them); this module holds what is
+REST-specific: tokens, sessions, API keys and their 401s.
 """
 
 from __future__ import annotations
@@ -22,58 +22,34 @@ import hmac
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import bcrypt
-import trio
-
+from cluster.store import Store
+from core.identity import Principal, load_user, load_user_shared, user_groups
 from core.resources import User, keys
-from core.resources.storage import decode, decode_cached, decode_dict, encode_dict
+from core.resources.storage import decode_dict, encode_dict
 from core.seed import JWT_SECRET_KEY
-from cluster.store import KeyValue, Store
 
 from .errors import CODE_UNAUTHENTICATED, ApiError
 from .jwtkeys import JwtKeyPair
 
 __all__ = [
-    "Principal",
     "ACCESS_TTL_S",
     "REFRESH_TTL_S",
     "TokenPair",
     "b64url",
     "sign_jwt",
     "verify_jwt",
-    "check_password",
-    "hash_password",
     "open_session",
     "refresh_session",
     "close_session",
     "authenticate",
     "session_key",
-    "SYSTEM_USERS_GROUP",
 ]
 
 ACCESS_TTL_S = 5 * 60
 REFRESH_TTL_S = 12 * 3600
-SYSTEM_USERS_GROUP = "system:users"
-#: Checked when the user does not exist, so the answer costs what a real check
-#: costs (the same 2^12 rounds as ``bcrypt.gensalt()``). A constant, not hashed at
-#: import: that took ~0.25 s of every process start. It hashes a random password
-#: nobody kept, and a match never logs anyone in (see :func:`check_password`).
-_DUMMY_HASH = "$2b$12$sXgzPcb.xJbDGtWeU5uFQe4DrDTCHehN.MvKlhuARGI9NjJ89ei/i"
-_bcrypt_limiter = trio.CapacityLimiter(4)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a user (with groups), through a token or an API key."""
-
-    username: str
-    groups: tuple[str, ...] = ()
-    session_id: str = ""
-    api_key: bool = False
-    claims: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -178,59 +154,6 @@ def session_key(session_id: str) -> str:
     return keys.internal_key("sessions", session_id)
 
 
-async def hash_password(password: str) -> str:
-    async with _bcrypt_limiter:
-        return await trio.to_thread.run_sync(
-            lambda: bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode())
-
-
-async def _checkpw(password: str, hashed: str) -> bool:
-    def check() -> bool:
-        try:
-            return bcrypt.checkpw(password.encode(), hashed.encode())
-        except ValueError:
-            return False
-
-    async with _bcrypt_limiter:
-        return await trio.to_thread.run_sync(check)
-
-
-async def _user_kv(store: Store, username: str) -> KeyValue | None:
-    if not username:
-        return None
-    try:
-        return await store.get(keys.key_for("users", None, username))
-    except ValueError:
-        return None
-
-
-async def load_user(store: Store, username: str) -> User | None:
-    kv = await _user_kv(store, username)
-    return decode(User, kv.value) if kv else None
-
-
-async def _load_user_shared(store: Store, username: str) -> User | None:
-    """:func:`load_user` decoded once per revision, for reading only (authentication)."""
-    kv = await _user_kv(store, username)
-    return decode_cached(store, User, kv) if kv else None
-
-
-async def check_password(store: Store, username: str, password: str) -> User | None:
-    """The enabled user whose password matches, else None; same cost either way."""
-    user = await load_user(store, username)
-    ok = await _checkpw(password, user.password_hash if user and user.password_hash else _DUMMY_HASH)
-    if user is None or not user.password_hash or not ok or user.disabled:
-        return None
-    return user
-
-
-def _groups(user: User) -> list[str]:
-    groups = list(user.groups or [])
-    if SYSTEM_USERS_GROUP not in groups:
-        groups.append(SYSTEM_USERS_GROUP)
-    return groups
-
-
 async def _mint(store: Store, user: User, session_id: str, issuer: str, refresh_jti: str,
                 jwt_keys: JwtKeyPair | None) -> TokenPair:
     secret = await jwt_secret(store)
@@ -241,7 +164,7 @@ async def _mint(store: Store, user: User, session_id: str, issuer: str, refresh_
         "iat": now,
         "jti": secrets.token_hex(16),
         "iss": issuer,
-        "groups": _groups(user),
+        "groups": user_groups(user),
         "provider": {"provider_id": "basic", "provider_type": "", "user_id": user.username},
         "api_key": False,
         "session_id": session_id,
@@ -314,10 +237,10 @@ async def authenticate(store: Store, authorization: str, *, jwt_keys: JwtKeyPair
         session_id = str(claims.get("session_id", ""))
         if not session_id or await store.get(session_key(session_id)) is None:
             raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
-        user = await _load_user_shared(store, username)
+        user = await load_user_shared(store, username)
         if user is None or user.disabled:
             raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
-        return Principal(username, tuple(_groups(user)), session_id=session_id, claims=claims)
+        return Principal(username, tuple(user_groups(user)), session_id=session_id, claims=claims)
     if authorization.startswith("Key "):
         key = authorization[4:].strip()
         try:
@@ -327,8 +250,8 @@ async def authenticate(store: Store, authorization: str, *, jwt_keys: JwtKeyPair
         if kv is None:
             raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
         username = str(decode_dict(kv.value).get("username", ""))
-        user = await _load_user_shared(store, username)
+        user = await load_user_shared(store, username)
         if user is None or user.disabled:
             raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
-        return Principal(username, tuple(_groups(user)), api_key=True)
+        return Principal(username, tuple(user_groups(user)), api_key=True)
     raise ApiError(401, "bad credentials", CODE_UNAUTHENTICATED)
