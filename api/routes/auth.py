@@ -13,7 +13,7 @@ from quart import Response
 
 from core.identity import check_password
 
-from ..app import ApiCall
+from ..call import ApiCall
 from ..auth import close_session, open_session, refresh_session
 from ..errors import CODE_UNAUTHENTICATED, ApiError, json_body
 from ..router import Router

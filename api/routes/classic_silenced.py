@@ -44,7 +44,7 @@ from core.resources import DEFAULT_NAMESPACE, ObjectMeta, Silenced, keys, silenc
 from core.resources.registry import ResourceType, resource_type
 from cluster.store import Store
 
-from ..app import ApiCall
+from ..call import ApiCall
 from ..auth import authenticate
 from ..errors import ApiError, json_body
 from ..router import Router

@@ -30,7 +30,7 @@ from core.resources import Event, keys
 from core.resources.registry import resource_type
 from cluster.errors import StoreError
 
-from ..app import ApiCall
+from ..call import ApiCall
 from ..errors import json_body, not_found
 from ..router import Router
 from .resources import (

@@ -28,7 +28,7 @@ from core.seed import COMMON_RESOURCES, namespace_side_effects
 from cluster import codec
 from cluster.store import Store
 
-from ..app import ApiCall
+from ..call import ApiCall
 from ..errors import CODE_EXISTS, ApiError, json_body, not_found
 from ..router import Router
 from .resources import (

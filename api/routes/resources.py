@@ -46,7 +46,7 @@ from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError
 from cluster.store import KeyValue, Store
 
-from ..app import ApiCall
+from ..call import ApiCall
 from ..errors import CODE_DENIED, CODE_PRECONDITION, ApiError, already_exists, invalid, json_body, json_text, not_found
 from ..pagination import CONTINUE_HEADER, UNLIMITED, decode_continue, parse_limit, start_key, token_for
 from ..rbac import VERB_FOR_METHOD

@@ -41,7 +41,7 @@ from cluster import codec
 from cluster.errors import CompareFailedError
 from cluster.store import KeyValue, Store
 
-from ..app import ApiCall
+from ..call import ApiCall
 from ..errors import CODE_EXISTS, CODE_INVALID, CODE_NOT_FOUND, CODE_PRECONDITION, CODE_UNAUTHENTICATED, ApiError, json_body
 from ..pagination import CONTINUE_HEADER, decode_continue, parse_limit, start_key, token_for
 from ..router import Router
