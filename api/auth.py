@@ -3,7 +3,9 @@
 Tokens are HS256 JWTs signed with a 32-byte secret that ``init`` stores in the
 replicated map, so every node verifies every node's tokens (api.md §3.2); with
 ``jwt-private-key-file``/``jwt-public-key-file`` they are ES256/384/512 signed
-with that key pair instead (:mod:`api.jwtkeys`).
+with that key pair instead (:mod:`api.jwtkeys`). PyJWT encodes, signs and
+verifies them; this module decides which key goes with which algorithm, when
+a token has expired, and caches verified tokens.
 Each login opens a *session* (a store key under a 12 h lease) holding the
 current refresh token id; refreshing rotates it (6.10 behaviour), logout
 deletes it, and an access token whose session is gone — or whose user is
@@ -16,14 +18,14 @@ REST-specific: tokens, sessions, API keys and their 401s.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from jwt.types import Options
 
 from cluster.store import Store
 from core.identity import Principal, load_user, load_user_shared, user_groups
@@ -38,7 +40,6 @@ __all__ = [
     "ACCESS_TTL_S",
     "REFRESH_TTL_S",
     "TokenPair",
-    "b64url",
     "sign_jwt",
     "verify_jwt",
     "open_session",
@@ -62,25 +63,52 @@ class TokenPair:
         return {"access_token": self.access_token, "expires_at": self.expires_at, "refresh_token": self.refresh_token}
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def sign_jwt(claims: dict[str, Any], secret: bytes, jwt_keys: JwtKeyPair | None = None) -> str:
-    """HS256 with ``secret``, or ES256/384/512 when ``jwt_keys`` holds a private key."""
-    alg = jwt_keys.algorithm if jwt_keys is not None and jwt_keys.signs else "HS256"
-    header = b64url(json.dumps({"alg": alg, "typ": "JWT"}, separators=(",", ":")).encode())
-    payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
-    signing_input = f"{header}.{payload}".encode()
-    if jwt_keys is not None and jwt_keys.signs:
-        signature = jwt_keys.sign(signing_input)
-    else:
-        signature = hmac.new(secret, signing_input, hashlib.sha256).digest()
-    return f"{header}.{payload}.{b64url(signature)}"
+    """HS256 with ``secret``, or ES256/384/512 when ``jwt_keys`` holds a private key.
+
+    PyJWT writes the token: header ``{"alg":...,"typ":"JWT"}`` and the claims
+    as compact JSON in their given order, byte for byte what this module wrote
+    before it used PyJWT (old tokens still verify, new ones read the same).
+    """
+    if jwt_keys is not None and jwt_keys.private_key is not None:
+        return jwt.encode(claims, jwt_keys.private_key, algorithm=jwt_keys.algorithm)
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+#: PyJWT's claim checks are all off: it checks the signature; which claims a
+#: token must have and when it expires is :func:`_unexpired`'s rule, which the
+#: verification cache applies on every request without PyJWT. (Its ``iat``
+#: check would also refuse tokens from a node whose clock is a little ahead.)
+_SIGNATURE_ONLY: Final[Options] = {
+    "verify_signature": True,
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "verify_aud": False,
+    "verify_iss": False,
+    "verify_sub": False,
+    "verify_jti": False,
+}
+
+
+def _verification_key(alg: object, secret: bytes, jwt_keys: JwtKeyPair | None) -> bytes | EllipticCurvePublicKey | None:
+    """The key a token signed with ``alg`` must verify with; None: no such token is accepted.
+
+    Each accepted algorithm has its own key (HS256: the cluster secret; the
+    key pair's ES algorithm: its public key), so a token cannot get its HMAC
+    checked with the public key or the reverse (RFC 8725 §2.1).
+    """
+    if alg == "HS256":
+        return secret
+    if jwt_keys is not None and alg == jwt_keys.algorithm:
+        return jwt_keys.public_key
+    return None
+
+
+def _unexpired(claims: dict[str, Any], now: float | None = None) -> bool:
+    """Whether ``exp`` is a number later than ``now`` (no leeway)."""
+    exp = claims.get("exp")
+    return isinstance(exp, (int, float)) and exp > (now if now is not None else time.time())
 
 
 def verify_jwt(token: str, secret: bytes, *, now: float | None = None, check_expiry: bool = True,
@@ -90,29 +118,16 @@ def verify_jwt(token: str, secret: bytes, *, now: float | None = None, check_exp
     HS256 tokens are checked with ``secret``; ES256/384/512 tokens with the
     public key of ``jwt_keys`` (refused when there is none).
     """
-    bad = ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise bad
+    claims: dict[str, Any] | None = None
     try:
-        header = json.loads(_unb64url(parts[0]))
-        claims = json.loads(_unb64url(parts[1]))
-        signature = _unb64url(parts[2])
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: a forged, deeply nested header
-        raise bad from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise bad
-    alg = header.get("alg")
-    signing_input = f"{parts[0]}.{parts[1]}".encode()
-    if alg == "HS256":
-        expected = hmac.new(secret, signing_input, hashlib.sha256).digest()
-        if not hmac.compare_digest(signature, expected):
-            raise bad
-    elif jwt_keys is None or not isinstance(alg, str) or not jwt_keys.verify(signing_input, signature, alg):
-        raise bad
-    exp = claims.get("exp")
-    if check_expiry and (not isinstance(exp, (int, float)) or exp <= (now if now is not None else time.time())):
-        raise bad
+        alg = jwt.get_unverified_header(token).get("alg")
+        key = _verification_key(alg, secret, jwt_keys)
+        if key is not None:
+            claims = jwt.decode(token, key, algorithms=[str(alg)], options=_SIGNATURE_ONLY)
+    except (jwt.PyJWTError, ValueError, RecursionError):  # malformed, forged, or signed with another key
+        claims = None
+    if claims is None or (check_expiry and not _unexpired(claims, now)):
+        raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
     return claims
 
 
@@ -124,7 +139,7 @@ def _verify_jwt_cached(token: str, secret: bytes, jwt_keys: JwtKeyPair | None = 
     """:func:`verify_jwt`, with the signature checked once per token and secret.
 
     Why: a client sends the same token with every request for its lifetime,
-    and parsing and HMAC-ing it was a tenth of a GET. Expiry is still checked
+    and parsing and verifying it was a tenth of a GET. Expiry is still checked
     on every call; revocation does not depend on this (the session key is
     read on every request); a new secret misses the cache. Only valid tokens
     are remembered, so forged ones cannot fill it.
@@ -136,8 +151,7 @@ def _verify_jwt_cached(token: str, secret: bytes, jwt_keys: JwtKeyPair | None = 
         if len(_verified) >= _VERIFIED_MAX:
             _verified.clear()
         _verified[ident] = claims
-    exp = claims.get("exp")
-    if not isinstance(exp, (int, float)) or exp <= time.time():
+    if not _unexpired(claims):
         raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
     return claims
 
