@@ -13,8 +13,8 @@ from quart import Response
 
 from core.identity import check_password
 
-from ..call import ApiCall
 from ..auth import close_session, open_session, refresh_session
+from ..call import ApiCall
 from ..errors import CODE_UNAUTHENTICATED, ApiError, json_body
 from ..router import Router
 

@@ -44,8 +44,8 @@ from core.resources import DEFAULT_NAMESPACE, ObjectMeta, Silenced, keys, silenc
 from core.resources.registry import ResourceType, resource_type
 from cluster.store import Store
 
-from ..call import ApiCall
 from ..auth import authenticate
+from ..call import ApiCall
 from ..errors import ApiError, json_body
 from ..router import Router
 from .auth import basic_credentials
