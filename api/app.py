@@ -12,135 +12,41 @@ parsing, response wrapping) cost about a third of a GET's CPU (docs/
 performance.md). Handlers still build ``quart.Response`` objects, which the
 dispatcher sends over ASGI.
 For every non-public route the dispatcher authenticates first (``Bearer`` or
-``Key``); handlers authorize explicitly with :meth:`ApiCall.authorize`,
+``Key``); handlers authorize explicitly with :meth:`api.call.ApiCall.authorize`,
 because only they know the resource, namespace and name. Every exception
 becomes a response through :func:`api.errors.response_for`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any, Awaitable, Callable
-from urllib.parse import parse_qsl
 
 from quart import Response
 from quart_trio import QuartTrio
-from werkzeug.datastructures import Headers, MultiDict
 
-from .auth import Principal, authenticate
+from .auth import authenticate
+from .bootstrap import register_bootstrap
+from .call import ApiCall, ApiRequest, Receive, Scope, Send
 from .context import ApiContext
-from .errors import CODE_INVALID, ApiError, error_response, json_body, response_for
+from .errors import CODE_INVALID, error_response, json_body, response_for
 from .health import health_payload, version_payload
-from .metrics import ApiMetrics, render
-from .sensu_go_metrics import sensu_go_families
 from .intake_metrics import intake_families
-from .rbac import require
+from .metrics import ApiMetrics, render
 from .router import Router, split_raw_path
+from .routes import all_families
+from .sensu_go_metrics import sensu_go_families
 
-__all__ = ["create_app", "json_response", "error_response", "ApiCall", "ApiDispatch", "ApiRequest"]
+__all__ = ["create_app", "json_response", "error_response", "ApiDispatch"]
 
 logger = logging.getLogger(__name__)
 
 json_response = json_body
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
 
 class BodyTooLarge(Exception):
     pass
-
-
-class ApiRequest:
-    """What handlers read of a request; the body is read before dispatch."""
-
-    __slots__ = ("scope", "method", "path", "scheme", "headers", "args", "_body")
-
-    def __init__(self, scope: Scope, body: bytes) -> None:
-        self.scope = scope
-        self.method: str = scope["method"]
-        self.path: str = scope.get("path") or "/"
-        self.scheme: str = scope.get("scheme") or "http"
-        self.headers = Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers") or ()])
-        query = (scope.get("query_string") or b"").decode("latin-1")
-        self.args: MultiDict[str, str] = MultiDict(parse_qsl(query, keep_blank_values=True))
-        self._body = body
-
-    @property
-    def host(self) -> str:
-        host = self.headers.get("Host")
-        if host:
-            return host
-        server = self.scope.get("server")
-        return f"{server[0]}:{server[1]}" if server else "localhost"
-
-    async def get_data(self) -> bytes:
-        return self._body
-
-    async def get_json(self, *, force: bool = True, silent: bool = True) -> Any:
-        try:
-            return json.loads(self._body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            if silent:
-                return None
-            raise
-
-    @property
-    def form(self) -> Awaitable[MultiDict[str, str]]:
-        """``await request.form``: the urlencoded body (as in Quart)."""
-        async def parse() -> MultiDict[str, str]:
-            ctype = self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-            if ctype != "application/x-www-form-urlencoded":
-                return MultiDict()
-            return MultiDict(parse_qsl(self._body.decode("latin-1"), keep_blank_values=True))
-        return parse()
-
-
-class ApiCall:
-    """One request as handlers see it: context, caller, body and authorization."""
-
-    __slots__ = ("ctx", "request", "principal", "route")
-
-    def __init__(self, ctx: ApiContext, req: ApiRequest, principal: Principal | None, route: str) -> None:
-        self.ctx = ctx
-        self.request = req
-        self.principal = principal
-        self.route = route
-
-    @property
-    def store(self) -> Any:
-        return self.ctx.store
-
-    @property
-    def args(self) -> Any:
-        return self.request.args
-
-    @property
-    def username(self) -> str:
-        return self.principal.username if self.principal else ""
-
-    async def authorize(self, verb: str, resource: str, namespace: str = "", name: str = "") -> None:
-        if self.principal is None:
-            raise ApiError(401, "bad credentials", 5)
-        await require(self.ctx.store, self.principal, verb, resource, namespace, name)
-
-    async def body(self) -> bytes:
-        return await self.request.get_data()
-
-    async def json(self, *, allow_empty: bool = False) -> Any:
-        """The body parsed as JSON whatever the Content-Type (api.md §1.3)."""
-        raw = await self.body()
-        if not raw.strip():
-            if allow_empty:
-                return None
-            raise ApiError(400, "request body is empty; a JSON object is required", CODE_INVALID)
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: deeply nested JSON
-            raise ApiError(400, f"malformed JSON body: {exc}", CODE_INVALID) from None
 
 
 def needs_fresh_state(method: str, headers: Any) -> bool:
@@ -167,7 +73,7 @@ class ApiDispatch:
         self.ctx = ctx
         self.router = router
         self.metrics = metrics
-        self._limit = int(ctx.config.api_request_limit or 0)
+        self._limit = int(ctx.settings.api_request_limit or 0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan (and websockets, which the API has none of): Quart's
@@ -290,11 +196,7 @@ def create_app(ctx: ApiContext) -> QuartTrio:
     router.add("/ready", {"GET": ready}, public=True)
     router.add("/metrics", {"GET": prometheus}, public=True)
 
-    from .bootstrap import register_bootstrap
-
     register_bootstrap(router, ctx)
-    from .routes import all_families
-
     for register in all_families():
         register(router, ctx)
 

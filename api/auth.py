@@ -1,79 +1,56 @@
-"""Authentication: JWT access/refresh tokens, API keys, and bcrypt passwords.
+"""Authentication over HTTP: JWT access/refresh tokens, sessions and API keys.
 
 Tokens are HS256 JWTs signed with a 32-byte secret that ``init`` stores in the
 replicated map, so every node verifies every node's tokens (api.md §3.2); with
 ``jwt-private-key-file``/``jwt-public-key-file`` they are ES256/384/512 signed
-with that key pair instead (:mod:`api.jwtkeys`).
+with that key pair instead (:mod:`api.jwtkeys`). PyJWT encodes, signs and
+verifies them; this module decides which key goes with which algorithm, when
+a token has expired, and caches verified tokens.
 Each login opens a *session* (a store key under a 12 h lease) holding the
 current refresh token id; refreshing rotates it (6.10 behaviour), logout
 deletes it, and an access token whose session is gone — or whose user is
 disabled — is rejected at once, on every node.
 
-bcrypt is slow on purpose, so it runs in a worker thread. An unknown user is
-checked against a dummy hash so that the answer time does not reveal whether
-a user exists.
+Who a user is, their password check and the RBAC decision live in
+:mod:`core.identity` (agentd shares them); this module holds what is
+REST-specific: tokens, sessions, API keys and their 401s.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import secrets
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
-import bcrypt
-import trio
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from jwt.types import Options
 
+from cluster.store import Store
+from core.identity import Principal, load_user, load_user_shared, user_groups
 from core.resources import User, keys
-from core.resources.storage import decode, decode_cached, decode_dict, encode_dict
-from backend.seed import JWT_SECRET_KEY
-from cluster.store import KeyValue, Store
+from core.resources.storage import decode_dict, encode_dict
+from core.seed import JWT_SECRET_KEY
 
 from .errors import CODE_UNAUTHENTICATED, ApiError
 from .jwtkeys import JwtKeyPair
 
 __all__ = [
-    "Principal",
     "ACCESS_TTL_S",
     "REFRESH_TTL_S",
     "TokenPair",
-    "b64url",
     "sign_jwt",
     "verify_jwt",
-    "check_password",
-    "hash_password",
     "open_session",
     "refresh_session",
     "close_session",
     "authenticate",
     "session_key",
-    "SYSTEM_USERS_GROUP",
 ]
 
 ACCESS_TTL_S = 5 * 60
 REFRESH_TTL_S = 12 * 3600
-SYSTEM_USERS_GROUP = "system:users"
-#: Checked when the user does not exist, so the answer costs what a real check
-#: costs (the same 2^12 rounds as ``bcrypt.gensalt()``). A constant, not hashed at
-#: import: that took ~0.25 s of every process start. It hashes a random password
-#: nobody kept, and a match never logs anyone in (see :func:`check_password`).
-_DUMMY_HASH = "$2b$12$sXgzPcb.xJbDGtWeU5uFQe4DrDTCHehN.MvKlhuARGI9NjJ89ei/i"
-_bcrypt_limiter = trio.CapacityLimiter(4)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a user (with groups), through a token or an API key."""
-
-    username: str
-    groups: tuple[str, ...] = ()
-    session_id: str = ""
-    api_key: bool = False
-    claims: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -86,25 +63,52 @@ class TokenPair:
         return {"access_token": self.access_token, "expires_at": self.expires_at, "refresh_token": self.refresh_token}
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def sign_jwt(claims: dict[str, Any], secret: bytes, jwt_keys: JwtKeyPair | None = None) -> str:
-    """HS256 with ``secret``, or ES256/384/512 when ``jwt_keys`` holds a private key."""
-    alg = jwt_keys.algorithm if jwt_keys is not None and jwt_keys.signs else "HS256"
-    header = b64url(json.dumps({"alg": alg, "typ": "JWT"}, separators=(",", ":")).encode())
-    payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
-    signing_input = f"{header}.{payload}".encode()
-    if jwt_keys is not None and jwt_keys.signs:
-        signature = jwt_keys.sign(signing_input)
-    else:
-        signature = hmac.new(secret, signing_input, hashlib.sha256).digest()
-    return f"{header}.{payload}.{b64url(signature)}"
+    """HS256 with ``secret``, or ES256/384/512 when ``jwt_keys`` holds a private key.
+
+    PyJWT writes the token: header ``{"alg":...,"typ":"JWT"}`` and the claims
+    as compact JSON in their given order, byte for byte what this module wrote
+    before it used PyJWT (old tokens still verify, new ones read the same).
+    """
+    if jwt_keys is not None and jwt_keys.private_key is not None:
+        return jwt.encode(claims, jwt_keys.private_key, algorithm=jwt_keys.algorithm)
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+#: PyJWT's claim checks are all off: it checks the signature; which claims a
+#: token must have and when it expires is :func:`_unexpired`'s rule, which the
+#: verification cache applies on every request without PyJWT. (Its ``iat``
+#: check would also refuse tokens from a node whose clock is a little ahead.)
+_SIGNATURE_ONLY: Final[Options] = {
+    "verify_signature": True,
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "verify_aud": False,
+    "verify_iss": False,
+    "verify_sub": False,
+    "verify_jti": False,
+}
+
+
+def _verification_key(alg: object, secret: bytes, jwt_keys: JwtKeyPair | None) -> bytes | EllipticCurvePublicKey | None:
+    """The key a token signed with ``alg`` must verify with; None: no such token is accepted.
+
+    Each accepted algorithm has its own key (HS256: the cluster secret; the
+    key pair's ES algorithm: its public key), so a token cannot get its HMAC
+    checked with the public key or the reverse (RFC 8725 §2.1).
+    """
+    if alg == "HS256":
+        return secret
+    if jwt_keys is not None and alg == jwt_keys.algorithm:
+        return jwt_keys.public_key
+    return None
+
+
+def _unexpired(claims: dict[str, Any], now: float | None = None) -> bool:
+    """Whether ``exp`` is a number later than ``now`` (no leeway)."""
+    exp = claims.get("exp")
+    return isinstance(exp, (int, float)) and exp > (now if now is not None else time.time())
 
 
 def verify_jwt(token: str, secret: bytes, *, now: float | None = None, check_expiry: bool = True,
@@ -114,29 +118,16 @@ def verify_jwt(token: str, secret: bytes, *, now: float | None = None, check_exp
     HS256 tokens are checked with ``secret``; ES256/384/512 tokens with the
     public key of ``jwt_keys`` (refused when there is none).
     """
-    bad = ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise bad
+    claims: dict[str, Any] | None = None
     try:
-        header = json.loads(_unb64url(parts[0]))
-        claims = json.loads(_unb64url(parts[1]))
-        signature = _unb64url(parts[2])
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: a forged, deeply nested header
-        raise bad from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise bad
-    alg = header.get("alg")
-    signing_input = f"{parts[0]}.{parts[1]}".encode()
-    if alg == "HS256":
-        expected = hmac.new(secret, signing_input, hashlib.sha256).digest()
-        if not hmac.compare_digest(signature, expected):
-            raise bad
-    elif jwt_keys is None or not isinstance(alg, str) or not jwt_keys.verify(signing_input, signature, alg):
-        raise bad
-    exp = claims.get("exp")
-    if check_expiry and (not isinstance(exp, (int, float)) or exp <= (now if now is not None else time.time())):
-        raise bad
+        alg = jwt.get_unverified_header(token).get("alg")
+        key = _verification_key(alg, secret, jwt_keys)
+        if key is not None:
+            claims = jwt.decode(token, key, algorithms=[str(alg)], options=_SIGNATURE_ONLY)
+    except (jwt.PyJWTError, ValueError, RecursionError):  # malformed, forged, or signed with another key
+        claims = None
+    if claims is None or (check_expiry and not _unexpired(claims, now)):
+        raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
     return claims
 
 
@@ -148,7 +139,7 @@ def _verify_jwt_cached(token: str, secret: bytes, jwt_keys: JwtKeyPair | None = 
     """:func:`verify_jwt`, with the signature checked once per token and secret.
 
     Why: a client sends the same token with every request for its lifetime,
-    and parsing and HMAC-ing it was a tenth of a GET. Expiry is still checked
+    and parsing and verifying it was a tenth of a GET. Expiry is still checked
     on every call; revocation does not depend on this (the session key is
     read on every request); a new secret misses the cache. Only valid tokens
     are remembered, so forged ones cannot fill it.
@@ -160,8 +151,7 @@ def _verify_jwt_cached(token: str, secret: bytes, jwt_keys: JwtKeyPair | None = 
         if len(_verified) >= _VERIFIED_MAX:
             _verified.clear()
         _verified[ident] = claims
-    exp = claims.get("exp")
-    if not isinstance(exp, (int, float)) or exp <= time.time():
+    if not _unexpired(claims):
         raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
     return claims
 
@@ -178,59 +168,6 @@ def session_key(session_id: str) -> str:
     return keys.internal_key("sessions", session_id)
 
 
-async def hash_password(password: str) -> str:
-    async with _bcrypt_limiter:
-        return await trio.to_thread.run_sync(
-            lambda: bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode())
-
-
-async def _checkpw(password: str, hashed: str) -> bool:
-    def check() -> bool:
-        try:
-            return bcrypt.checkpw(password.encode(), hashed.encode())
-        except ValueError:
-            return False
-
-    async with _bcrypt_limiter:
-        return await trio.to_thread.run_sync(check)
-
-
-async def _user_kv(store: Store, username: str) -> KeyValue | None:
-    if not username:
-        return None
-    try:
-        return await store.get(keys.key_for("users", None, username))
-    except ValueError:
-        return None
-
-
-async def load_user(store: Store, username: str) -> User | None:
-    kv = await _user_kv(store, username)
-    return decode(User, kv.value) if kv else None
-
-
-async def _load_user_shared(store: Store, username: str) -> User | None:
-    """:func:`load_user` decoded once per revision, for reading only (authentication)."""
-    kv = await _user_kv(store, username)
-    return decode_cached(store, User, kv) if kv else None
-
-
-async def check_password(store: Store, username: str, password: str) -> User | None:
-    """The enabled user whose password matches, else None; same cost either way."""
-    user = await load_user(store, username)
-    ok = await _checkpw(password, user.password_hash if user and user.password_hash else _DUMMY_HASH)
-    if user is None or not user.password_hash or not ok or user.disabled:
-        return None
-    return user
-
-
-def _groups(user: User) -> list[str]:
-    groups = list(user.groups or [])
-    if SYSTEM_USERS_GROUP not in groups:
-        groups.append(SYSTEM_USERS_GROUP)
-    return groups
-
-
 async def _mint(store: Store, user: User, session_id: str, issuer: str, refresh_jti: str,
                 jwt_keys: JwtKeyPair | None) -> TokenPair:
     secret = await jwt_secret(store)
@@ -241,7 +178,7 @@ async def _mint(store: Store, user: User, session_id: str, issuer: str, refresh_
         "iat": now,
         "jti": secrets.token_hex(16),
         "iss": issuer,
-        "groups": _groups(user),
+        "groups": user_groups(user),
         "provider": {"provider_id": "basic", "provider_type": "", "user_id": user.username},
         "api_key": False,
         "session_id": session_id,
@@ -314,10 +251,10 @@ async def authenticate(store: Store, authorization: str, *, jwt_keys: JwtKeyPair
         session_id = str(claims.get("session_id", ""))
         if not session_id or await store.get(session_key(session_id)) is None:
             raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
-        user = await _load_user_shared(store, username)
+        user = await load_user_shared(store, username)
         if user is None or user.disabled:
             raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
-        return Principal(username, tuple(_groups(user)), session_id=session_id, claims=claims)
+        return Principal(username, tuple(user_groups(user)), session_id=session_id, claims=claims)
     if authorization.startswith("Key "):
         key = authorization[4:].strip()
         try:
@@ -327,8 +264,8 @@ async def authenticate(store: Store, authorization: str, *, jwt_keys: JwtKeyPair
         if kv is None:
             raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
         username = str(decode_dict(kv.value).get("username", ""))
-        user = await _load_user_shared(store, username)
+        user = await load_user_shared(store, username)
         if user is None or user.disabled:
             raise ApiError(401, "invalid credentials", CODE_UNAUTHENTICATED)
-        return Principal(username, tuple(_groups(user)), api_key=True)
+        return Principal(username, tuple(user_groups(user)), api_key=True)
     raise ApiError(401, "bad credentials", CODE_UNAUTHENTICATED)

@@ -20,7 +20,7 @@ import trio
 from quart import Response
 
 from core.resources.meta import USERNAME_RE
-from backend.seed import AGENT_PASSWORD, INITIALIZED_KEY, seed_operations
+from core.seed import AGENT_PASSWORD, INITIALIZED_KEY, seed_operations
 from cluster import codec
 from cluster.errors import StoreError
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from backend.config import BackendConfig
 from api.jwtkeys import JwtKeyPair
+from api.settings import ApiSettings
 from core.event_processing import EventProcessor
 from cluster.membership import Member
 from cluster.store import Store
@@ -17,7 +17,7 @@ __all__ = ["ApiContext"]
 @dataclass
 class ApiContext:
     store: Store
-    config: BackendConfig
+    settings: ApiSettings
     node_name: str
     initial_members: list[Member]
     cluster_id: int

@@ -9,8 +9,8 @@ key can verify, and which stay valid across nodes, restarts and re-inits.
 Rules (Sensu Go's ``LoadKeyPair``): a private key needs its public key; with
 only a public key, tokens are still signed with the secret but ES tokens
 from other holders of the key pair are accepted. HS256 tokens keep working
-either way. JWT's ES signatures are the raw ``r || s`` pair (RFC 7518
-§3.4), not DER.
+either way. This module only loads and checks the keys; PyJWT signs and
+verifies with them (:mod:`api.auth`).
 """
 
 from __future__ import annotations
@@ -18,15 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 __all__ = ["JwtKeyError", "JwtKeyPair", "load_jwt_keys"]
 
-#: Curve size -> (JWT algorithm, hash), RFC 7518 §3.4.
-_ALGORITHMS: Final = {256: ("ES256", hashes.SHA256), 384: ("ES384", hashes.SHA384), 521: ("ES512", hashes.SHA512)}
+#: Curve size -> JWT algorithm, RFC 7518 §3.4.
+_ALGORITHMS: Final = {256: "ES256", 384: "ES384", 521: "ES512"}
 
 
 class JwtKeyError(Exception):
@@ -42,36 +40,12 @@ class JwtKeyPair:
 
     @property
     def algorithm(self) -> str:
-        return _ALGORITHMS[self.public_key.curve.key_size][0]
+        """ES256, ES384 or ES512: the curve picks it."""
+        return _ALGORITHMS[self.public_key.curve.key_size]
 
     @property
     def signs(self) -> bool:
         return self.private_key is not None
-
-    def _size(self) -> int:
-        return (self.public_key.curve.key_size + 7) // 8
-
-    def sign(self, signing_input: bytes) -> bytes:
-        """The JWS signature of ``signing_input``; raises ``RuntimeError`` without a private key."""
-        if self.private_key is None:
-            raise RuntimeError("no private key: this node verifies only")
-        hash_cls = _ALGORITHMS[self.public_key.curve.key_size][1]
-        r, s = decode_dss_signature(self.private_key.sign(signing_input, ec.ECDSA(hash_cls())))
-        size = self._size()
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-
-    def verify(self, signing_input: bytes, signature: bytes, algorithm: str) -> bool:
-        """Whether ``signature`` is this key's ``algorithm`` signature of ``signing_input``."""
-        if algorithm != self.algorithm or len(signature) != 2 * self._size():
-            return False
-        size = self._size()
-        der = encode_dss_signature(int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big"))
-        hash_cls = _ALGORITHMS[self.public_key.curve.key_size][1]
-        try:
-            self.public_key.verify(der, signing_input, ec.ECDSA(hash_cls()))
-        except InvalidSignature:
-            return False
-        return True
 
 
 def load_jwt_keys(private_path: str, public_path: str) -> JwtKeyPair | None:

@@ -28,6 +28,7 @@ from api.debug import create_debug_app
 from api.health import health_payload
 from api.jwtkeys import JwtKeyError, load_jwt_keys
 from api.sensu_go_metrics import sensu_go_families
+from api.settings import ApiSettings
 from cluster.errors import CompareFailedError, StoreError
 from cluster.membership import (
     Member,
@@ -53,7 +54,7 @@ from .pipelined import Pipelined
 from .platformmetrics import PlatformMetricsLog
 from .schedulerd.daemon import Schedulerd
 
-__all__ = ["run", "serve_node", "raft_settings", "StartupError"]
+__all__ = ["run", "serve_node", "raft_settings", "api_settings", "StartupError"]
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +202,15 @@ async def _register_members(store: Store, settings: RaftSettings) -> None:
         logger.warning("could not register cluster members: %s", exc)
 
 
+def api_settings(config: BackendConfig) -> ApiSettings:
+    """The settings the REST API reads, taken from the resolved configuration."""
+    return ApiSettings(
+        api_request_limit=config.api_request_limit,
+        default_silenced_expiry_time=config.default_silenced_expiry_time,
+        max_silenced_expiry_time_allowed=config.max_silenced_expiry_time_allowed,
+    )
+
+
 async def serve_node(config: BackendConfig, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     settings = raft_settings(config)
     try:
@@ -222,7 +232,7 @@ async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Stor
     events = _event_path(config, settings, store)
     ctx = ApiContext(
         store=store,
-        config=config,
+        settings=api_settings(config),
         node_name=settings.name,
         initial_members=list(settings.members),
         cluster_id=settings.cluster_id,

@@ -11,8 +11,10 @@ import binascii
 
 from quart import Response
 
-from ..app import ApiCall
-from ..auth import check_password, close_session, open_session, refresh_session
+from core.identity import check_password
+
+from ..auth import close_session, open_session, refresh_session
+from ..call import ApiCall
 from ..errors import CODE_UNAUTHENTICATED, ApiError, json_body
 from ..router import Router
 

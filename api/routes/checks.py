@@ -30,7 +30,7 @@ from core.resources.meta import WireReader
 from core.resources.storage import decode, encode, encode_dict
 from cluster.store import KeyValue
 
-from ..app import ApiCall
+from ..call import ApiCall
 from ..errors import invalid, json_body, not_found
 from ..router import Router
 from .resources import API, Planned, add_routes, cas_write, created, no_content, now_s, verb_for

@@ -39,12 +39,13 @@ from typing import Any, Awaitable, Callable, Final
 
 from quart import Response
 
-from core.resources import DEFAULT_NAMESPACE, ObjectMeta, Silenced, User, keys, silenced_name
+from core.identity import Principal, check_password, user_groups
+from core.resources import DEFAULT_NAMESPACE, ObjectMeta, Silenced, keys, silenced_name
 from core.resources.registry import ResourceType, resource_type
 from cluster.store import Store
 
-from ..app import ApiCall
-from ..auth import SYSTEM_USERS_GROUP, Principal, authenticate, check_password
+from ..auth import authenticate
+from ..call import ApiCall
 from ..errors import ApiError, json_body
 from ..router import Router
 from .auth import basic_credentials
@@ -80,13 +81,6 @@ def _empty(status: int, headers: dict[str, str] | None = None) -> Response:
 # ---------------------------------------------------------------------- authentication
 
 
-def _groups(user: User) -> tuple[str, ...]:
-    groups = list(user.groups or [])
-    if SYSTEM_USERS_GROUP not in groups:
-        groups.append(SYSTEM_USERS_GROUP)
-    return tuple(groups)
-
-
 async def _authenticate(call: ApiCall) -> Principal:
     """Basic, Bearer or Key; anything else (or nothing) is Sensu 1.x's 401."""
     header = call.request.headers.get("Authorization", "")
@@ -95,7 +89,7 @@ async def _authenticate(call: ApiCall) -> Principal:
         user = await check_password(call.store, *creds) if creds else None
         if user is None:
             raise _Halt(401, REALM_HEADER)
-        return Principal(user.username, _groups(user))
+        return Principal(user.username, tuple(user_groups(user)))
     if header.startswith(("Bearer ", "Key ")):
         try:
             return await authenticate(call.store, header, jwt_keys=call.ctx.jwt_keys)

@@ -45,11 +45,11 @@ from typing import Any
 import trio
 from quart import Response
 
-from backend.seed import CLUSTER_ID_KEY
+from core.seed import CLUSTER_ID_KEY
 from cluster.errors import StoreError
 from cluster.membership import Member, encode_member, member_key, peer_address
 
-from ..app import ApiCall
+from ..call import ApiCall
 from ..errors import CODE_DEADLINE, CODE_EXISTS, CODE_INTERNAL, CODE_INVALID, CODE_NOT_FOUND, ApiError, json_body, response_for
 from ..health import cluster_members
 from ..router import Router

@@ -23,7 +23,7 @@ from core.resources.storage import decode
 from cluster import codec
 from cluster.store import KeyValue
 
-from ..app import ApiCall
+from ..call import ApiCall
 from ..errors import CODE_EXISTS, ApiError, json_body, not_found
 from ..router import Router
 from .resources import Crud, Planned, cas_write, check_uri_meta, create_object, no_content, verb_for

@@ -25,7 +25,7 @@ from quart import Response
 from core.resources import Event, keys
 from core.resources.registry import resource_type
 
-from ..app import ApiCall
+from ..call import ApiCall
 from ..errors import json_body, not_found
 from ..router import Router
 from .resources import (

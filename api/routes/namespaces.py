@@ -21,14 +21,14 @@ from typing import Any
 
 from quart import Response
 
+from core.identity import Principal
 from core.resources import ClusterRole, ClusterRoleBinding, RoleBinding, keys
 from core.resources.storage import decode
-from backend.seed import COMMON_RESOURCES, namespace_side_effects
+from core.seed import COMMON_RESOURCES, namespace_side_effects
 from cluster import codec
 from cluster.store import Store
 
-from ..app import ApiCall
-from ..auth import Principal
+from ..call import ApiCall
 from ..errors import CODE_EXISTS, ApiError, json_body, not_found
 from ..router import Router
 from .resources import (

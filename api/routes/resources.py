@@ -37,18 +37,19 @@ from typing import Any
 import trio
 from quart import Response
 
+from core.identity import is_allowed
 from core.resources import TessenConfig, keys
 from core.resources.registry import ResourceType, resource_type
 from core.resources.storage import decode_dict, derive_cached, encode
-from backend.seed import TESSEN_KEY
+from core.seed import TESSEN_KEY
 from cluster import codec
 from cluster.errors import CompareFailedError, LeaseNotFoundError
 from cluster.store import KeyValue, Store
 
-from ..app import ApiCall
+from ..call import ApiCall
 from ..errors import CODE_DENIED, CODE_PRECONDITION, ApiError, already_exists, invalid, json_body, json_text, not_found
 from ..pagination import CONTINUE_HEADER, UNLIMITED, decode_continue, parse_limit, start_key, token_for
-from ..rbac import VERB_FOR_METHOD, is_allowed
+from ..rbac import VERB_FOR_METHOD
 from ..router import Handler, Router
 from ..selectors import Matcher, compile_selector, join_selectors
 

@@ -29,7 +29,7 @@ from core.resources import Silenced, ValidationError, keys
 from core.resources.storage import encode
 from cluster.store import Store
 
-from ..app import ApiCall
+from ..call import ApiCall
 from ..errors import already_exists, json_body, not_found
 from ..router import Router
 from .resources import (
@@ -107,9 +107,9 @@ class SilencedCrud(Crud):
         obj.validate()
         now = now_s()
         entry: Silenced = obj.with_defaults(now, call.username)
-        config = call.ctx.config
-        entry = entry.with_expiry_policy(now, default_s=config.default_silenced_expiry_time,
-                                         max_s=config.max_silenced_expiry_time_allowed)
+        settings = call.ctx.settings
+        entry = entry.with_expiry_policy(now, default_s=settings.default_silenced_expiry_time,
+                                         max_s=settings.max_silenced_expiry_time_allowed)
         if entry.expire_at > INT64_MAX:
             raise ValidationError("expire", "is too large: begin + expire must fit in an int64")
         entry.metadata.created_by = call.username

@@ -32,6 +32,7 @@ from typing import Any, Awaitable, Callable
 
 from quart import Response
 
+from core.identity import hash_password, is_allowed, load_user, password_matches
 from core.resources import APIKey, ObjectMeta, User, ValidationError, keys
 from core.resources.registry import ResourceType, resource_type
 from core.resources.storage import decode_dict
@@ -40,12 +41,9 @@ from cluster import codec
 from cluster.errors import CompareFailedError
 from cluster.store import KeyValue, Store
 
-from ..app import ApiCall
-# _checkpw is auth's bcrypt check: worker thread + the shared bcrypt limiter
-from ..auth import _checkpw, hash_password, load_user
+from ..call import ApiCall
 from ..errors import CODE_EXISTS, CODE_INVALID, CODE_NOT_FOUND, CODE_PRECONDITION, CODE_UNAUTHENTICATED, ApiError, json_body
 from ..pagination import CONTINUE_HEADER, decode_continue, parse_limit, start_key, token_for
-from ..rbac import is_allowed
 from ..router import Router
 from ..selectors import compile_selector, join_selectors
 
@@ -251,7 +249,7 @@ async def _hashed(user: User) -> User:
     Raises the 400 hash/cleartext mismatch error when both were sent and differ.
     """
     if user.needs_pair_check:
-        if not await _checkpw(user.password, user.password_hash):
+        if not await password_matches(user.password, user.password_hash):
             raise _user_error(User.hash_mismatch_error())
         return user.with_password_hash(user.password_hash)
     if user.needs_hashing:
@@ -387,7 +385,7 @@ async def change_password(call: ApiCall, name: str) -> Response:
         raise ApiError(400, "password must be a string", CODE_INVALID)
 
     async def change(user: User) -> User | None:
-        if not user.password_hash or not await _checkpw(current, user.password_hash):
+        if not user.password_hash or not await password_matches(current, user.password_hash):
             raise ApiError(401, "wrong current password", CODE_UNAUTHENTICATED)
         return User(username=user.username, groups=user.groups, disabled=user.disabled, password_hash=new_hash)
 

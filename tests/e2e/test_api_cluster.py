@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import trio
 
-from backend.seed import CLUSTER_ID_KEY
+from core.seed import CLUSTER_ID_KEY
 from tests.harness.backend import BackendProcess, Cluster, make_cluster_nodes
 
 from .test_api_users import admin_headers, bearer, bind_cluster_role, create_user, init_node, login, put_cluster_role

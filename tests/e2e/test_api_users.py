@@ -17,7 +17,7 @@ import msgpack
 import trio
 
 from api.auth import sign_jwt
-from backend.seed import JWT_SECRET_KEY
+from core.seed import JWT_SECRET_KEY
 from tests.harness.backend import BackendProcess
 
 from .test_init import run_init

@@ -77,6 +77,7 @@ from api.context import ApiContext
 from api.openapi import build_document, routed_operations
 from backend.config import BackendConfig
 from backend.eventd.eventd import Eventd
+from backend.node import api_settings
 from cluster.membership import Member, RaftSettings
 from cluster.store import open_store
 
@@ -84,7 +85,7 @@ async def main(peer, state_dir):
     settings = RaftSettings(name="openapi", advertise_url=peer, listen_url=peer, members=(Member("openapi", peer),),
                             token="openapi-test", state_dir=state_dir)
     async with open_store(settings) as store:
-        ctx = ApiContext(store=store, config=BackendConfig(), node_name="openapi",
+        ctx = ApiContext(store=store, settings=api_settings(BackendConfig()), node_name="openapi",
                          initial_members=list(settings.members), cluster_id=settings.cluster_id,
                          events=Eventd(store))
         router = create_app(ctx).extensions["sensu_router"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bcrypt
 
-from api.auth import _DUMMY_HASH
+from core.identity import DUMMY_HASH as _DUMMY_HASH
 
 
 def _cost(hashed: str) -> int:
