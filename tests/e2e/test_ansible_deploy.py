@@ -53,6 +53,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -78,8 +79,10 @@ AGENT = "agent1"
 PLAYBOOK_TIMEOUT_S = 600.0
 #: Building the wheel and the wheelhouse.
 BUILD_TIMEOUT_S = 300.0
-#: The package directories the wheel is built from (pyproject.toml's packages.find).
-PACKAGE_DIRS = ("cluster", "backend", "api", "agent")
+#: The package directories the wheel is built from: pyproject.toml's packages.find, read from
+#: it so that a new top-level package cannot be left out of the deployed wheel.
+PACKAGE_DIRS = tuple(pattern.rstrip("*") for pattern in tomllib.loads((REPO / "pyproject.toml").read_text())
+                     ["tool"]["setuptools"]["packages"]["find"]["include"])
 
 
 # --------------------------------------------------------------------------- the package
