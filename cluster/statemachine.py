@@ -104,11 +104,11 @@ class KVState:
         self._lock = threading.Lock()
         self._on_applied = on_applied
         self._on_reset = on_reset
-        self._flush: Callable[[], None] | None = None
+        self._flush: Callable[[], object] | None = None
         self.applied_bytes = 0  # batch bytes applied by this process (the byte bound of log compaction)
         # Replicated state (REPLICATED: what dumps hold):
         self.revision = 0
-        self.kv: SortedDict = SortedDict()
+        self.kv: SortedDict[str, _Entry] = SortedDict()
         self.leases: dict[int, list[Any]] = {}  # id -> [ttl, deadline, {key: None}]
         self.recent: OrderedDict[str, list[Any]] = OrderedDict()
 
@@ -118,7 +118,7 @@ class KVState:
         self._on_applied = on_applied
         self._on_reset = on_reset
 
-    def set_flush(self, flush: Callable[[], None] | None) -> None:
+    def set_flush(self, flush: Callable[[], object] | None) -> None:
         """Called after every applied batch, before its watchers and its writers hear of it: syncs the journal."""
         self._flush = flush
 
@@ -360,7 +360,8 @@ class KVState:
         with self._lock:
             if not self.leases:
                 return None
-            return min(lease[1] for lease in self.leases.values())
+            deadline: float = min(lease[1] for lease in self.leases.values())
+            return deadline
 
     def statistics(self) -> dict[str, int]:
         with self._lock:
