@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, cast
 
 from quart import Response
 from quart_trio import QuartTrio
@@ -38,11 +38,30 @@ from .router import Router, split_raw_path
 from .routes import all_families
 from .sensu_go_metrics import sensu_go_families
 
-__all__ = ["create_app", "json_response", "error_response", "ApiDispatch"]
+if TYPE_CHECKING:
+    from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
+    from hypercorn.typing import Scope as TypedScope
+
+__all__ = ["create_app", "json_response", "error_response", "ApiDispatch", "AsgiApp", "plain_asgi"]
 
 logger = logging.getLogger(__name__)
 
 json_response = json_body
+
+#: An ASGI application as the API and the dashboard call one: scope and messages are plain dicts.
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: An ASGI application as Quart types one (hypercorn's TypedDicts for the scope and the messages).
+QuartAsgiApp = Callable[["TypedScope", "ASGIReceiveCallable", "ASGISendCallable"], Coroutine[Any, Any, None]]
+
+
+def plain_asgi(app: QuartAsgiApp) -> AsgiApp:
+    """A Quart ASGI callable, seen with the plain-dict types (the same callable, unwrapped).
+
+    ASGI scopes and messages are dicts at run time; hypercorn's TypedDicts
+    and our ``dict[str, Any]`` describe the same objects, so only the static
+    type changes here, at the one place where Quart's types meet ours.
+    """
+    return cast(AsgiApp, app)
 
 
 class BodyTooLarge(Exception):
@@ -67,7 +86,7 @@ def needs_fresh_state(method: str, headers: Any) -> bool:
 class ApiDispatch:
     """ASGI middleware around the Quart app: HTTP requests to the router, the rest to Quart."""
 
-    def __init__(self, inner: Callable[[Scope, Receive, Send], Awaitable[None]], ctx: ApiContext, router: Router,
+    def __init__(self, inner: AsgiApp, ctx: ApiContext, router: Router,
                  metrics: ApiMetrics) -> None:
         self.inner = inner
         self.ctx = ctx
@@ -200,5 +219,7 @@ def create_app(ctx: ApiContext) -> QuartTrio:
     for register in all_families():
         register(router, ctx)
 
-    app.asgi_app = ApiDispatch(app.asgi_app, ctx, router, metrics)  # type: ignore[method-assign]
+    # Quart's documented middleware hook: mypy cannot type a method replaced on the instance, nor
+    # ApiDispatch's plain-dict ASGI types against hypercorn's TypedDicts (see plain_asgi)
+    app.asgi_app = ApiDispatch(plain_asgi(app.asgi_app), ctx, router, metrics)  # type: ignore[method-assign,assignment]
     return app

@@ -66,7 +66,7 @@ def create_debug_app(store: Store) -> QuartTrio:
     @app.put("/debug/store/kv")
     async def put_key() -> Response:
         key = request.args["key"]
-        value = await request.get_data()
+        value = await request.get_data(cache=True, as_text=False, parse_form_data=False)  # bytes (Quart's defaults)
         lease = int(request.args.get("lease", "0"))
         if "mod_revision" in request.args:
             rev = await store.update(key, value, mod_revision=int(request.args["mod_revision"]), lease=lease)
