@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, cast
 
 from quart import Response
 from quart_trio import QuartTrio
@@ -38,11 +38,30 @@ from .router import Router, split_raw_path
 from .routes import all_families
 from .sensu_go_metrics import sensu_go_families
 
-__all__ = ["create_app", "json_response", "error_response", "ApiDispatch"]
+if TYPE_CHECKING:
+    from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
+    from hypercorn.typing import Scope as TypedScope
+
+__all__ = ["create_app", "json_response", "error_response", "ApiDispatch", "AsgiApp", "plain_asgi"]
 
 logger = logging.getLogger(__name__)
 
 json_response = json_body
+
+#: An ASGI application as the API and the dashboard call one: scope and messages are plain dicts.
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: An ASGI application as Quart types one (hypercorn's TypedDicts for the scope and the messages).
+QuartAsgiApp = Callable[["TypedScope", "ASGIReceiveCallable", "ASGISendCallable"], Coroutine[Any, Any, None]]
+
+
+def plain_asgi(app: QuartAsgiApp) -> AsgiApp:
+    """A Quart ASGI callable, seen with the plain-dict types (the same callable, unwrapped).
+
+    ASGI scopes and messages are dicts at run time; hypercorn's TypedDicts
+    and our ``dict[str, Any]`` describe the same objects, so only the static
+    type changes here, at the one place where Quart's types meet ours.
+    """
+    return cast(AsgiApp, app)
 
 
 class BodyTooLarge(Exception):
@@ -67,7 +86,7 @@ def needs_fresh_state(method: str, headers: Any) -> bool:
 class ApiDispatch:
     """ASGI middleware around the Quart app: HTTP requests to the router, the rest to Quart."""
 
-    def __init__(self, inner: Callable[[Scope, Receive, Send], Awaitable[None]], ctx: ApiContext, router: Router,
+    def __init__(self, inner: AsgiApp, ctx: ApiContext, router: Router,
                  metrics: ApiMetrics) -> None:
         self.inner = inner
         self.ctx = ctx
@@ -152,6 +171,7 @@ class ApiDispatch:
 
 
 def create_app(ctx: ApiContext) -> QuartTrio:
+    """The API app: every route on one :class:`Router`, served by :class:`ApiDispatch`."""
     app = QuartTrio(__name__)
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     router = Router()
@@ -159,6 +179,21 @@ def create_app(ctx: ApiContext) -> QuartTrio:
     app.extensions["sensu_router"] = router
     app.extensions["sensu_ctx"] = ctx
     ctx.services.setdefault("api_metrics", metrics)
+
+    _add_node_routes(router, ctx, metrics)
+
+    register_bootstrap(router, ctx)
+    for register in all_families():
+        register(router, ctx)
+
+    # Quart's documented middleware hook: mypy cannot type a method replaced on the instance, nor
+    # ApiDispatch's plain-dict ASGI types against hypercorn's TypedDicts (see plain_asgi)
+    app.asgi_app = ApiDispatch(plain_asgi(app.asgi_app), ctx, router, metrics)  # type: ignore[method-assign,assignment]
+    return app
+
+
+def _add_node_routes(router: Router, ctx: ApiContext, metrics: ApiMetrics) -> None:
+    """The public routes about this node: ``/health``, ``/version``, ``/ready`` and ``/metrics``."""
 
     async def health(call: ApiCall) -> Response:
         body, status = await health_payload(ctx.store, ctx.initial_members, ctx.node_name, ctx.cluster_id)
@@ -171,23 +206,7 @@ def create_app(ctx: ApiContext) -> QuartTrio:
         return Response("ready\n", status=200, content_type="text/plain")
 
     async def prometheus(call: ApiCall) -> Response:
-        st = ctx.store.raft_status()
-        stats = ctx.store.statistics()
-        gauges = {
-            "sensu_store_revision": ("Current store revision.", stats["revision"]),
-            "sensu_store_keys": ("Keys in the store.", stats["keys"]),
-            "sensu_store_leases": ("Live leases.", stats["leases"]),
-            "sensu_store_batches_total": ("Raft entries proposed by this node.", stats["batches"]),
-            "sensu_store_ops_total": ("Store operations proposed by this node.", stats["ops"]),
-            "sensu_store_retries_total": ("Proposals retried after a leader change.", stats["retries"]),
-            "sensu_raft_term": ("Current Raft term.", st.term),
-            "sensu_raft_commit_index": ("Raft commit index.", st.commit_index),
-            "sensu_raft_last_applied": ("Last applied Raft index.", st.last_applied),
-            "sensu_raft_is_leader": ("1 if this node is the Raft leader.", 1 if st.is_leader else 0),
-            "sensu_raft_has_quorum": ("1 if this node sees a leader and a quorum.", 1 if st.has_quorum else 0),
-            "sensu_raft_log_entries": ("Entries in the Raft log since the last dump.", st.log_len),
-        }
-        return Response(render(metrics, gauges,
+        return Response(render(metrics, _store_gauges(ctx),
                                extra=lambda: sensu_go_families(ctx.services) + intake_families(ctx.services)),
                         content_type="text/plain; version=0.0.4")
 
@@ -196,9 +215,22 @@ def create_app(ctx: ApiContext) -> QuartTrio:
     router.add("/ready", {"GET": ready}, public=True)
     router.add("/metrics", {"GET": prometheus}, public=True)
 
-    register_bootstrap(router, ctx)
-    for register in all_families():
-        register(router, ctx)
 
-    app.asgi_app = ApiDispatch(app.asgi_app, ctx, router, metrics)  # type: ignore[method-assign]
-    return app
+def _store_gauges(ctx: ApiContext) -> dict[str, tuple[str, float]]:
+    """The store's and Raft's gauges for ``/metrics``: name -> (help, value)."""
+    st = ctx.store.raft_status()
+    stats = ctx.store.statistics()
+    return {
+        "sensu_store_revision": ("Current store revision.", stats["revision"]),
+        "sensu_store_keys": ("Keys in the store.", stats["keys"]),
+        "sensu_store_leases": ("Live leases.", stats["leases"]),
+        "sensu_store_batches_total": ("Raft entries proposed by this node.", stats["batches"]),
+        "sensu_store_ops_total": ("Store operations proposed by this node.", stats["ops"]),
+        "sensu_store_retries_total": ("Proposals retried after a leader change.", stats["retries"]),
+        "sensu_raft_term": ("Current Raft term.", st.term),
+        "sensu_raft_commit_index": ("Raft commit index.", st.commit_index),
+        "sensu_raft_last_applied": ("Last applied Raft index.", st.last_applied),
+        "sensu_raft_is_leader": ("1 if this node is the Raft leader.", 1 if st.is_leader else 0),
+        "sensu_raft_has_quorum": ("1 if this node sees a leader and a quorum.", 1 if st.has_quorum else 0),
+        "sensu_raft_log_entries": ("Entries in the Raft log since the last dump.", st.log_len),
+    }

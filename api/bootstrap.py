@@ -26,6 +26,7 @@ from cluster.errors import StoreError
 
 from .errors import error_response, json_body as json_response
 from .context import ApiContext
+from .router import Router
 
 __all__ = ["register_bootstrap"]
 
@@ -47,7 +48,7 @@ def _hash(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
 
 
-def register_bootstrap(router, ctx: ApiContext) -> None:  # type: ignore[no-untyped-def]
+def register_bootstrap(router: Router, ctx: ApiContext) -> None:
     async def init(call: Any) -> Response:
         client = call.request.scope.get("client")
         if not _is_loopback(client[0] if client else None):

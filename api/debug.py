@@ -46,6 +46,7 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def create_debug_app(store: Store) -> QuartTrio:
+    """The debug app over ``store``: Raft status, raw keys, leases, membership and a prefix watch."""
     app = QuartTrio("sensu-debug")
 
     @app.errorhandler(StoreError)
@@ -58,6 +59,16 @@ def create_debug_app(store: Store) -> QuartTrio:
         st = store.raft_status()
         return _json({**st.__dict__, "store": store.statistics()})
 
+    _add_kv_routes(app, store)
+    _add_lease_routes(app, store)
+    _add_member_routes(app, store)
+    _add_watch_route(app, store)
+    return app
+
+
+def _add_kv_routes(app: QuartTrio, store: Store) -> None:
+    """Raw key reads, writes (optionally compare-and-swap on ``mod_revision``), deletes and ranges."""
+
     @app.get("/debug/store/kv")
     async def get_key() -> Response:
         kv = await store.get(request.args["key"], linearizable=request.args.get("linearizable") == "true")
@@ -66,7 +77,7 @@ def create_debug_app(store: Store) -> QuartTrio:
     @app.put("/debug/store/kv")
     async def put_key() -> Response:
         key = request.args["key"]
-        value = await request.get_data()
+        value = await request.get_data(cache=True, as_text=False, parse_form_data=False)  # bytes (Quart's defaults)
         lease = int(request.args.get("lease", "0"))
         if "mod_revision" in request.args:
             rev = await store.update(key, value, mod_revision=int(request.args["mod_revision"]), lease=lease)
@@ -89,6 +100,8 @@ def create_debug_app(store: Store) -> QuartTrio:
         )
         return _json({"items": [_kv(kv) for kv in res.items], "more": res.more, "revision": res.revision})
 
+
+def _add_lease_routes(app: QuartTrio, store: Store) -> None:
     @app.post("/debug/store/lease")
     async def grant() -> Response:
         lease_id = await store.grant_lease(float(request.args["ttl"]))
@@ -98,6 +111,10 @@ def create_debug_app(store: Store) -> QuartTrio:
     async def keepalive() -> Response:
         deadline = await store.keepalive_lease(int(request.args["id"]))
         return _json({"deadline": deadline})
+
+
+def _add_member_routes(app: QuartTrio, store: Store) -> None:
+    """Membership changes: the member's key and the Raft configuration change together."""
 
     @app.post("/debug/cluster/members")
     async def add_member() -> Response:
@@ -113,6 +130,8 @@ def create_debug_app(store: Store) -> QuartTrio:
         await store.delete(member_key(address))
         return _json({"removed": address})
 
+
+def _add_watch_route(app: QuartTrio, store: Store) -> None:
     @app.get("/debug/store/watch")
     async def watch() -> Response:
         prefix = request.args.get("prefix", "/")
@@ -121,28 +140,31 @@ def create_debug_app(store: Store) -> QuartTrio:
         if not start:
             await store.sync_reads()  # a watch from "now" starts no older than any acknowledged write
 
-        async def stream() -> AsyncIterator[bytes]:
-            with store.watch(prefix, start_revision=int(start) if start else None) as watcher:
-                yield json.dumps({"watching": prefix, "revision": store.revision}).encode() + b"\n"
-                while True:
-                    try:
-                        with trio.move_on_after(1.0):
-                            events = await watcher.receive()
-                            for e in events:
-                                yield json.dumps({
-                                    "revision": e.revision,
-                                    "type": "PUT" if e.kind == EVENT_PUT else "DELETE",
-                                    "key": e.key,
-                                    "value": e.value.decode(errors="replace"),
-                                }).encode() + b"\n"
-                            continue
-                        yield b"\n"  # keep the stream visibly alive
-                    except WatchLaggedError as exc:
-                        yield json.dumps({"lagged": exc.revision}).encode() + b"\n"
-                        return
-
-        resp = Response(stream(), content_type="application/x-ndjson")
+        resp = Response(_watch_lines(store, prefix, start), content_type="application/x-ndjson")
         resp.timeout = None
         return resp
 
-    return app
+
+async def _watch_lines(store: Store, prefix: str, start: str | None) -> AsyncIterator[bytes]:
+    """The watch as NDJSON: a header line, one line per change, an empty line each idle second.
+
+    Ends with a ``lagged`` line when the watcher fell behind the retained history.
+    """
+    with store.watch(prefix, start_revision=int(start) if start else None) as watcher:
+        yield json.dumps({"watching": prefix, "revision": store.revision}).encode() + b"\n"
+        while True:
+            try:
+                with trio.move_on_after(1.0):
+                    events = await watcher.receive()
+                    for e in events:
+                        yield json.dumps({
+                            "revision": e.revision,
+                            "type": "PUT" if e.kind == EVENT_PUT else "DELETE",
+                            "key": e.key,
+                            "value": e.value.decode(errors="replace"),
+                        }).encode() + b"\n"
+                    continue
+                yield b"\n"  # keep the stream visibly alive
+            except WatchLaggedError as exc:
+                yield json.dumps({"lagged": exc.revision}).encode() + b"\n"
+                return

@@ -21,7 +21,7 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
-from api.app import create_app
+from api.app import create_app, plain_asgi
 from api.context import ApiContext
 from api.dashboard import create_dashboard_app
 from api.debug import create_debug_app
@@ -248,7 +248,7 @@ async def _serve_node(config: BackendConfig, settings: RaftSettings, store: Stor
             cert=config.cert_file, key=config.key_file, ca=config.trusted_ca_file,
         )
         await _serve_http(
-            nursery, await create_dashboard_app(api_app), _bind(config.dashboard_host, config.dashboard_port),
+            nursery, await create_dashboard_app(plain_asgi(api_app)), _bind(config.dashboard_host, config.dashboard_port),
             "dashboard-port", cert=config.dashboard_cert_file, key=config.dashboard_key_file,
         )
         if config.debug:

@@ -104,11 +104,11 @@ class KVState:
         self._lock = threading.Lock()
         self._on_applied = on_applied
         self._on_reset = on_reset
-        self._flush: Callable[[], None] | None = None
+        self._flush: Callable[[], object] | None = None
         self.applied_bytes = 0  # batch bytes applied by this process (the byte bound of log compaction)
         # Replicated state (REPLICATED: what dumps hold):
         self.revision = 0
-        self.kv: SortedDict = SortedDict()
+        self.kv: SortedDict[str, _Entry] = SortedDict()
         self.leases: dict[int, list[Any]] = {}  # id -> [ttl, deadline, {key: None}]
         self.recent: OrderedDict[str, list[Any]] = OrderedDict()
 
@@ -118,7 +118,7 @@ class KVState:
         self._on_applied = on_applied
         self._on_reset = on_reset
 
-    def set_flush(self, flush: Callable[[], None] | None) -> None:
+    def set_flush(self, flush: Callable[[], object] | None) -> None:
         """Called after every applied batch, before its watchers and its writers hear of it: syncs the journal."""
         self._flush = flush
 
@@ -169,93 +169,112 @@ class KVState:
         return results
 
     def _apply_op(self, op: list[Any], now: float, events: list[WatchEvent], *, nested: bool) -> list[Any]:
+        """Apply one operation through :data:`_OP_APPLIERS`; an unknown code is an error result."""
         code = op[0]
-        if code == OP_PUT:
-            _, key, value, lease, only_if_absent = op
-            existing = self.kv.get(key)
-            if only_if_absent and existing is not None:
-                return ["exists", existing[2]]
-            if lease and lease not in self.leases:
-                return ["nolease", lease]
-            if not nested:
-                self.revision += 1
-            self._put(key, value, lease, events)
-            return ["ok", self.revision]
-        if code == OP_DELETE:
-            key = op[1]
-            if key not in self.kv:
-                return ["ok", self.revision, 0]
-            if not nested:
-                self.revision += 1
-            self._delete(key, events)
-            return ["ok", self.revision, 1]
-        if code == OP_DELETE_PREFIX:
-            prefix = op[1]
-            keys = [k for k in self.kv.irange(minimum=prefix) if True]
-            doomed = []
-            for k in keys:
-                if not k.startswith(prefix):
-                    break
-                doomed.append(k)
-            if not doomed:
-                return ["ok", self.revision, 0]
-            if not nested:
-                self.revision += 1
-            for k in doomed:
-                self._delete(k, events)
-            return ["ok", self.revision, len(doomed)]
-        if code == OP_TXN:
-            if nested:
-                return ["error", "nested transactions are not allowed"]
-            _, compares, success, failure = op
-            ok = all(self._compare(c) for c in compares)
-            branch = success if ok else failure
-            for sub in branch:
-                if sub[0] not in (OP_PUT, OP_DELETE, OP_DELETE_PREFIX):
-                    return ["error", f"operation {sub[0]} is not allowed in a transaction"]
-                if sub[0] == OP_PUT and sub[3] and sub[3] not in self.leases:
-                    return ["nolease", sub[3]]
-            before = len(events)
+        try:
+            apply = _OP_APPLIERS.get(code)
+        except TypeError:  # an unhashable code is as unknown as any other
+            apply = None
+        if apply is None:
+            return ["error", f"unknown operation {code!r}"]
+        return apply(self, op, now, events, nested)
+
+    # One method per operation code, each ``(op, now, events, nested) -> result``. ``nested`` is
+    # true inside a transaction, which bumps the revision once for all of its operations.
+
+    def _op_put(self, op: list[Any], now: float, events: list[WatchEvent], nested: bool) -> list[Any]:
+        _, key, value, lease, only_if_absent = op
+        existing = self.kv.get(key)
+        if only_if_absent and existing is not None:
+            return ["exists", existing[2]]
+        if lease and lease not in self.leases:
+            return ["nolease", lease]
+        if not nested:
             self.revision += 1
-            sub_results = [self._apply_op(sub, now, events, nested=True) for sub in branch]
-            if len(events) == before:
-                self.revision -= 1  # nothing changed: no new revision
-            return ["ok", ok, self.revision, sub_results]
-        if code == OP_LEASE_GRANT:
-            _, lease_id, ttl = op
-            if lease_id in self.leases or lease_id <= 0:
-                return ["error", f"lease {lease_id} already exists or is invalid"]
-            self.leases[lease_id] = [float(ttl), now + float(ttl), {}]
-            return ["ok", lease_id, now + float(ttl)]
-        if code == OP_LEASE_KEEPALIVE:
-            lease = self.leases.get(op[1])
-            if lease is None:
-                return ["nolease", op[1]]
-            if len(op) > 2 and op[2]:
-                lease[0] = float(op[2])  # keepalive may change the TTL
-            lease[1] = now + lease[0]
-            return ["ok", op[1], lease[1]]
-        if code == OP_LEASE_REVOKE:
-            lease = self.leases.pop(op[1], None)
-            if lease is None:
-                return ["nolease", op[1]]
+        self._put(key, value, lease, events)
+        return ["ok", self.revision]
+
+    def _op_delete(self, op: list[Any], now: float, events: list[WatchEvent], nested: bool) -> list[Any]:
+        key = op[1]
+        if key not in self.kv:
+            return ["ok", self.revision, 0]
+        if not nested:
+            self.revision += 1
+        self._delete(key, events)
+        return ["ok", self.revision, 1]
+
+    def _op_delete_prefix(self, op: list[Any], now: float, events: list[WatchEvent], nested: bool) -> list[Any]:
+        prefix = op[1]
+        keys = [k for k in self.kv.irange(minimum=prefix) if True]
+        doomed = []
+        for k in keys:
+            if not k.startswith(prefix):
+                break
+            doomed.append(k)
+        if not doomed:
+            return ["ok", self.revision, 0]
+        if not nested:
+            self.revision += 1
+        for k in doomed:
+            self._delete(k, events)
+        return ["ok", self.revision, len(doomed)]
+
+    def _op_txn(self, op: list[Any], now: float, events: list[WatchEvent], nested: bool) -> list[Any]:
+        if nested:
+            return ["error", "nested transactions are not allowed"]
+        _, compares, success, failure = op
+        ok = all(self._compare(c) for c in compares)
+        branch = success if ok else failure
+        for sub in branch:
+            if sub[0] not in (OP_PUT, OP_DELETE, OP_DELETE_PREFIX):
+                return ["error", f"operation {sub[0]} is not allowed in a transaction"]
+            if sub[0] == OP_PUT and sub[3] and sub[3] not in self.leases:
+                return ["nolease", sub[3]]
+        before = len(events)
+        self.revision += 1
+        sub_results = [self._apply_op(sub, now, events, nested=True) for sub in branch]
+        if len(events) == before:
+            self.revision -= 1  # nothing changed: no new revision
+        return ["ok", ok, self.revision, sub_results]
+
+    def _op_lease_grant(self, op: list[Any], now: float, events: list[WatchEvent], nested: bool) -> list[Any]:
+        _, lease_id, ttl = op
+        if lease_id in self.leases or lease_id <= 0:
+            return ["error", f"lease {lease_id} already exists or is invalid"]
+        self.leases[lease_id] = [float(ttl), now + float(ttl), {}]
+        return ["ok", lease_id, now + float(ttl)]
+
+    def _op_lease_keepalive(self, op: list[Any], now: float, events: list[WatchEvent], nested: bool) -> list[Any]:
+        lease = self.leases.get(op[1])
+        if lease is None:
+            return ["nolease", op[1]]
+        if len(op) > 2 and op[2]:
+            lease[0] = float(op[2])  # keepalive may change the TTL
+        lease[1] = now + lease[0]
+        return ["ok", op[1], lease[1]]
+
+    def _op_lease_revoke(self, op: list[Any], now: float, events: list[WatchEvent], nested: bool) -> list[Any]:
+        lease = self.leases.pop(op[1], None)
+        if lease is None:
+            return ["nolease", op[1]]
+        if lease[2]:
+            self.revision += 1
+            for key in list(lease[2]):
+                self._delete(key, events, detach=False)
+        return ["ok", self.revision]
+
+    def _op_lease_expire(self, op: list[Any], now: float, events: list[WatchEvent], nested: bool) -> list[Any]:
+        due = [lid for lid, lease in self.leases.items() if lease[1] <= now]
+        for lid in due:
+            lease = self.leases.pop(lid)
             if lease[2]:
                 self.revision += 1
                 for key in list(lease[2]):
                     self._delete(key, events, detach=False)
-            return ["ok", self.revision]
-        if code == OP_LEASE_EXPIRE:
-            due = [lid for lid, lease in self.leases.items() if lease[1] <= now]
-            for lid in due:
-                lease = self.leases.pop(lid)
-                if lease[2]:
-                    self.revision += 1
-                    for key in list(lease[2]):
-                        self._delete(key, events, detach=False)
-            return ["ok", due]
-        if code == OP_NOOP:
-            return ["ok", self.revision]
-        return ["error", f"unknown operation {code!r}"]
+        return ["ok", due]
+
+    def _op_noop(self, op: list[Any], now: float, events: list[WatchEvent], nested: bool) -> list[Any]:
+        return ["ok", self.revision]
 
     def _put(self, key: str, value: bytes, lease: int, events: list[WatchEvent]) -> None:
         rev = self.revision
@@ -360,7 +379,8 @@ class KVState:
         with self._lock:
             if not self.leases:
                 return None
-            return min(lease[1] for lease in self.leases.values())
+            deadline: float = min(lease[1] for lease in self.leases.values())
+            return deadline
 
     def statistics(self) -> dict[str, int]:
         with self._lock:
@@ -369,3 +389,18 @@ class KVState:
     def current_revision(self) -> int:
         with self._lock:
             return self.revision
+
+
+#: Operation code -> the :class:`KVState` method that applies it (plain functions, called with the
+#: state: a lookup and a call per operation, nothing allocated).
+_OP_APPLIERS: dict[int, Callable[[KVState, list[Any], float, list[WatchEvent], bool], list[Any]]] = {
+    OP_PUT: KVState._op_put,
+    OP_DELETE: KVState._op_delete,
+    OP_DELETE_PREFIX: KVState._op_delete_prefix,
+    OP_TXN: KVState._op_txn,
+    OP_LEASE_GRANT: KVState._op_lease_grant,
+    OP_LEASE_KEEPALIVE: KVState._op_lease_keepalive,
+    OP_LEASE_REVOKE: KVState._op_lease_revoke,
+    OP_LEASE_EXPIRE: KVState._op_lease_expire,
+    OP_NOOP: KVState._op_noop,
+}

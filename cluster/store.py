@@ -32,7 +32,7 @@ import logging
 import math
 import secrets
 import time
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator, Sequence
 
@@ -256,7 +256,8 @@ class Store:
 
     async def revoke_lease(self, lease_id: int) -> bool:
         result = await self._submit([codec.OP_LEASE_REVOKE, lease_id])
-        return result[0] == "ok"
+        revoked: bool = result[0] == "ok"
+        return revoked
 
     def lease_info(self, lease_id: int) -> tuple[float, float, list[str]] | None:
         return self._state.lease(lease_id)
@@ -284,7 +285,7 @@ class Store:
 
     # ------------------------------------------------------------------ watches
 
-    def watch(self, prefix: str, *, start_revision: int | None = None, max_buffer: int = 10_000) -> Iterator[Watcher]:
+    def watch(self, prefix: str, *, start_revision: int | None = None, max_buffer: int = 10_000) -> AbstractContextManager[Watcher]:
         """Context manager yielding a :class:`~cluster.watch.Watcher` on ``prefix``."""
         return self._hub.watch(prefix, start_revision=start_revision, max_buffer=max_buffer)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from ..router import Router
 
 __all__ = ["all_families"]
 
 
-def all_families() -> list[Callable[[Any, Any], None]]:
+def all_families() -> list[Callable[[Router, object], None]]:
     """Every route family, in registration order (first match wins)."""
     from . import auth
 
-    families = [auth.register]
+    families: list[Callable[[Router, object], None]] = [auth.register]
     for name in ("cluster", "users", "namespaces", "entities", "events", "silenced", "checks", "resources",
                  "classic_silenced", "openapi"):
         path = "api.openapi" if name == "openapi" else f"api.routes.{name}"  # openapi lives in api/, last

@@ -91,11 +91,12 @@ async def remove_hook(call: ApiCall, ns: str, name: str, type: str, hook: str) -
     await call.authorize(verb_for(call, named=True), "checks", ns, name)
 
     def change(check: CheckConfig) -> None:
-        for i, existing in enumerate(check.check_hooks or []):
+        check_hooks = check.check_hooks or []
+        for i, existing in enumerate(check_hooks):
             if existing.type == type and hook in (existing.hooks or ()):
                 existing.hooks = [h for h in existing.hooks or () if h != hook]
                 if not existing.hooks:
-                    del check.check_hooks[i]  # type: ignore[union-attr]
+                    del check_hooks[i]  # the check's own list: it is not empty, we are in it
                 return
         raise not_found()
 

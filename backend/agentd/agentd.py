@@ -96,7 +96,7 @@ class _ReplayStream(trio.abc.Stream):
         self._stream = stream
         self._buffer = buffered
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         if self._buffer:
             if max_bytes is None or max_bytes >= len(self._buffer):
                 data, self._buffer = self._buffer, b""
@@ -206,16 +206,15 @@ class Agentd:
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise AgentListenError(f"agent-port: cannot serve TLS on {self.bind}: {exc}") from exc
         try:
-            if context is None:
-                listeners: list[Any] = list(await trio.open_tcp_listeners(port, host=host, backlog=4096))
-            else:
-                listeners = list(await trio.open_ssl_over_tcp_listeners(
-                    port, context, host=host, https_compatible=True, backlog=4096))
+            tcp_listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
         except OSError as exc:
             raise AgentListenError(f"agent-port: cannot listen on {self.bind}: {exc.strerror or exc}") from exc
-        for listener in listeners:  # accepted connections inherit it (and size their window scale from it)
-            sock = (listener.transport_listener if isinstance(listener, trio.SSLListener) else listener).socket
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, AGENT_SOCKET_RCVBUF)
+        for tcp_listener in tcp_listeners:  # accepted connections inherit it (and size their window scale from it)
+            tcp_listener.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, AGENT_SOCKET_RCVBUF)
+        # TLS as trio.open_ssl_over_tcp_listeners sets it up, over the listeners above
+        listeners: list[trio.SocketListener | trio.SSLListener[trio.SocketStream]] = (
+            list(tcp_listeners) if context is None
+            else [trio.SSLListener(tcp_listener, context, https_compatible=True) for tcp_listener in tcp_listeners])
         self.listeners = listeners
         try:
             async with trio.open_nursery() as nursery:

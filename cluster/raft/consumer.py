@@ -25,7 +25,7 @@ from ..statemachine import KVState
 __all__ = ["ReplicatedKV"]
 
 
-class ReplicatedKV(SyncObjConsumer):  # type: ignore[misc]
+class ReplicatedKV(SyncObjConsumer):
     """Hands pysyncobj's applies and dumps to a :class:`KVState`; construct it before ``SyncObj``."""
 
     def __init__(self, state: KVState) -> None:

@@ -36,7 +36,7 @@ import pickle
 import struct
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from pysyncobj.journal import (
     FIRST_RECORD_OFFSET,
@@ -47,6 +47,10 @@ from pysyncobj.journal import (
     ResizableFile,
 )
 from pysyncobj.pickle import dumps as pickle_dumps
+
+if TYPE_CHECKING:  # for annotations only (Entry and Dump are names of the stubs in cluster/raft/stubs)
+    from pysyncobj.journal import Entry, Journal
+    from pysyncobj.serializer import Dump, Serializer
 
 __all__ = [
     "DurableFileJournal",
@@ -67,8 +71,6 @@ logger = logging.getLogger("cluster.journal")
 #: The new journal is written here, then renamed over the journal.
 REWRITE_SUFFIX = ".rewrite"
 
-Entry = tuple[bytes, int, int]  # (command, index, term), as pysyncobj keeps them
-
 
 def _record(command: bytes, index: int, term: int) -> bytes:
     """One journal record, in FileJournal's layout: size, index, term, command, size."""
@@ -77,7 +79,7 @@ def _record(command: bytes, index: int, term: int) -> bytes:
     return size + body + size
 
 
-class DurableMetaStorer(MetaStorer):  # type: ignore[misc]
+class DurableMetaStorer(MetaStorer):
     """pysyncobj's ``MetaStorer`` that makes term and vote durable before they are used.
 
     Raft's election safety needs ``currentTerm`` and ``votedFor`` on disk before
@@ -101,7 +103,7 @@ class DurableMetaStorer(MetaStorer):  # type: ignore[misc]
         _replace_file(tmp, self._path, fsync=self.durable)
 
 
-class DurableFileJournal(FileJournal):  # type: ignore[misc]
+class DurableFileJournal(FileJournal):
     """pysyncobj's file journal, synced before anything that depends on it leaves the node.
 
     * With ``durable`` (the default; ``etcd-unsafe-no-fsync`` turns it off), the
@@ -359,7 +361,7 @@ _dump_jobs: dict[int, _DumpJob] = {}
 _dump_ids = itertools.count(-1000, -1)
 
 
-def write_dumps_in_a_thread(serializer: Any, *, fsync: bool = False) -> None:
+def write_dumps_in_a_thread(serializer: Serializer, *, fsync: bool = False) -> None:
     """Make this pysyncobj ``Serializer`` write full dumps without forking.
 
     Why: pysyncobj pickles the state in a forked child. Every page the node
@@ -378,15 +380,16 @@ def write_dumps_in_a_thread(serializer: Any, *, fsync: bool = False) -> None:
     dump was over :data:`THREAD_DUMP_MAX_BYTES` still goes to the forked
     writer (at nice 19), so that pickling never pauses Raft for long.
     """
-    if serializer._Serializer__fileName is None:  # in-memory dumps: nothing to fork for
+    file_name = serializer._Serializer__fileName
+    if file_name is None:  # in-memory dumps: nothing to fork for
         return
     forked = serializer.serialize  # pysyncobj's own, for states too big to pickle on the tick thread
 
-    def serialize(data: Any, last_id: Any) -> None:
+    def serialize(data: Dump, last_id: int) -> None:
         if serializer._Serializer__pid != 0:  # a dump is still being written
             return
         try:
-            last_size = os.path.getsize(serializer._Serializer__fileName)
+            last_size = os.path.getsize(file_name)
         except OSError:
             last_size = 0
         if last_size > THREAD_DUMP_MAX_BYTES:
@@ -397,10 +400,10 @@ def write_dumps_in_a_thread(serializer: Any, *, fsync: bool = False) -> None:
             payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:
             logger.exception("pickling the Raft state for a dump failed")
-            job = _DumpJob(serializer._Serializer__fileName, b"", fsync)
+            job = _DumpJob(file_name, b"", fsync)
             job.done = True  # reported as failed; the next compaction tries again
         else:
-            job = _DumpJob(serializer._Serializer__fileName, payload, fsync)
+            job = _DumpJob(file_name, payload, fsync)
             threading.Thread(target=job.run, name="raft-dump-writer", daemon=True).start()
         pid = next(_dump_ids)
         _dump_jobs[pid] = job
@@ -424,14 +427,14 @@ def journals_created_durable(durable: bool) -> Iterator[None]:
         del _journal_options.durable
 
 
-def create_journal(journal_file: str | None = None) -> Any:
+def create_journal(journal_file: str | None = None) -> Journal:
     """pysyncobj's ``createJournal``, with the durable file journal."""
     if journal_file is None:
         return MemoryJournal()
     return DurableFileJournal(journal_file, durable=getattr(_journal_options, "durable", False))
 
 
-def keep_journal_past_dump(journal: Any, dump: Any) -> int:
+def keep_journal_past_dump(journal: Journal, dump: Dump) -> int:
     """Drop the journal entries a loaded dump covers, so pysyncobj keeps the rest.
 
     ``dump[2]`` and ``dump[1]`` are the last two entries the dump applied.

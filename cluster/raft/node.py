@@ -63,13 +63,13 @@ logger = logging.getLogger("cluster.membership")
 #: ``callback(result, reason)``, called on the tick thread once a proposal is applied or has failed.
 ProposalCallback = Callable[[Any, int], None]
 
-pysyncobj.tcp_connection.zlib = StoredFrames  # type: ignore[assignment]
+pysyncobj.tcp_connection.zlib = StoredFrames
 pysyncobj.syncobj.createJournal = create_journal  # see cluster/raft/journal.py
-pysyncobj.serializer.gzip = FastDumpGzip  # type: ignore[assignment]
-pysyncobj.serializer.os = LowPriorityDumpWriter()  # type: ignore[assignment]
+pysyncobj.serializer.gzip = FastDumpGzip
+pysyncobj.serializer.os = LowPriorityDumpWriter()
 
 
-class _SyncObj(SyncObj):  # type: ignore[misc]
+class _SyncObj(SyncObj):
     """``SyncObj`` whose dump load keeps the journal entries written after the dump.
 
     pysyncobj clears a journal that does not start exactly at the dump; one

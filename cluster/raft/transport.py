@@ -22,13 +22,19 @@ import hashlib
 import hmac
 import logging
 import pickle
+import socket
 import ssl
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pysyncobj.transport import TCPTransport
 
 from .peer_tls import TLSPeerSocket
+
+if TYPE_CHECKING:  # for annotations only
+    from pysyncobj.node import Node, TCPNode
+    from pysyncobj.syncobj import SyncObj
+    from pysyncobj.tcp_connection import TcpConnection
 
 __all__ = ["StoredFrames", "TokenTCPTransport"]
 
@@ -69,18 +75,18 @@ class TokenTCPTransport(TCPTransport):
     unauthenticated utility commands (``syncobj_admin``).
     """
 
-    def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any, *, token: str,
+    def __init__(self, syncObj: SyncObj, selfNode: Node | None, otherNodes: set[Node], *, token: str,
                  tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None) -> None:
         self._digest = _token_digest(token)
         self._tls = tls  # (server, client) contexts
         self._tls_failures_logged: set[str] = set()
         self._refused_logged: set[str] = set()
-        self._transmissions: dict[Any, bytearray] = {}  # node -> chunks of one large entry so far
+        self._transmissions: dict[Node, bytearray] = {}  # node -> chunks of one large entry so far
         # node -> our committed end when we refused its snapshot; while present, that transmission is dropped
-        self._snapshot_offered: dict[Any, int] = {}
+        self._snapshot_offered: dict[Node, int] = {}
         super().__init__(syncObj, selfNode, otherNodes)
 
-    def _onMessageReceived(self, node: Any, message: Any) -> None:
+    def _onMessageReceived(self, node: Node, message: Any) -> None:
         """Keep the leader's optimistic ``nextIndex`` from moving backwards, and a follower's committed entries.
 
         With ``appendEntriesUseBatch`` off, the leader advances ``nextIndex``
@@ -137,7 +143,7 @@ class TokenTCPTransport(TCPTransport):
         entries = [e for e in message.get("entries") or () if e[1] > keep_to]
         return {**message, "prevLogIdx": keep_to, "prevLogTerm": held[2], "entries": entries}
 
-    def _accept_snapshot_chunk(self, node: Any, message: dict[str, Any]) -> bool:
+    def _accept_snapshot_chunk(self, node: Node, message: dict[str, Any]) -> bool:
         """Follower side: before installing a leader's snapshot, offer our committed entries once.
 
         pysyncobj's leader sends its whole dump when its ``nextIndex`` for us
@@ -168,7 +174,7 @@ class TokenTCPTransport(TCPTransport):
         so._SyncObj__sendNextNodeIdx(node, reset=True, nextNodeIdx=committed_end + 1)
         return False
 
-    def _reassemble(self, node: Any, message: dict[str, Any]) -> dict[str, Any]:
+    def _reassemble(self, node: Node, message: dict[str, Any]) -> dict[str, Any]:
         """Follower side of a chunked entry: hand pysyncobj the entry only once it is whole.
 
         pysyncobj's leader labels a chunk "finish" by comparing against the
@@ -199,7 +205,7 @@ class TokenTCPTransport(TCPTransport):
         whole["entries"] = [entry]
         return whole
 
-    def send(self, node: Any, message: Any) -> bool:
+    def send(self, node: Node, message: Any) -> bool:
         """Sync the journal before any message leaves: nothing we send may depend on unsynced entries.
 
         A follower's ``next_node_idx`` acknowledges entries it just wrote, and
@@ -217,21 +223,21 @@ class TokenTCPTransport(TCPTransport):
 
     # -- peer TLS (cluster/raft/peer_tls.py) ----------------------------------------------
 
-    def _connectIfNecessarySingle(self, node: Any) -> bool:
+    def _connectIfNecessarySingle(self, node: TCPNode) -> bool:
         """Dial as pysyncobj does; with peer TLS, the new socket speaks TLS to ``node``."""
         started = bool(super()._connectIfNecessarySingle(node))
         conn = self._connections.get(node)
         if started and self._tls is not None and conn is not None:
             raw = conn._TcpConnection__socket
-            if raw is not None and not isinstance(raw, TLSPeerSocket):
+            if isinstance(raw, socket.socket):  # not yet wrapped (None, or our TLSPeerSocket, otherwise)
                 conn._TcpConnection__socket = TLSPeerSocket(
                     raw, self._tls[1], server_side=False, server_hostname=node.host, peer=node.address,
                     on_failure=self._tls_failed)
         return started
 
-    def _onNewIncomingConnection(self, conn: Any) -> None:
-        if self._tls is not None:
-            raw = conn._TcpConnection__socket
+    def _onNewIncomingConnection(self, conn: TcpConnection) -> None:
+        raw = conn._TcpConnection__socket  # a socket.socket: pysyncobj's server has just accepted it
+        if self._tls is not None and isinstance(raw, socket.socket):
             try:
                 host, port = raw.getpeername()[:2]
                 peer = f"{host}:{port}"
@@ -249,10 +255,10 @@ class TokenTCPTransport(TCPTransport):
         self._tls_failures_logged.add(key)
         logger.error("refusing Raft peer %s: TLS handshake failed: %s", peer, reason, extra={"peer": peer})
 
-    def _sendSelfAddress(self, conn: Any) -> None:
+    def _sendSelfAddress(self, conn: TcpConnection) -> None:
         conn.send({"sensu_cluster": self._digest, "node": self._selfNode.address})
 
-    def _onIncomingMessageReceived(self, conn: Any, message: Any) -> None:
+    def _onIncomingMessageReceived(self, conn: TcpConnection, message: Any) -> None:
         if conn not in self._unknownConnections:
             return super()._onIncomingMessageReceived(conn, message)
         node = message.get("node") if isinstance(message, dict) else None
