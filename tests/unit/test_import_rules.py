@@ -125,6 +125,88 @@ def test_the_agent_loads_nothing_of_the_backend_api_or_store(entry: str) -> None
     assert sorted(m for m in loaded if m.split(".")[0] not in {"agent", "core"}) == []
 
 
+def _runtime_import_nodes(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement that runs at some point: at load or inside a function, but not
+    under ``if TYPE_CHECKING`` (only the type checker follows those)."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo.extend(node.orelse)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+@cache
+def runtime_imports(name: str) -> frozenset[str]:
+    """Our modules that ``name`` imports when it runs, at load time or later (lazily, in a
+    function). ``from package import module`` counts as the module only (the package is already
+    loading when a submodule asks for a sibling)."""
+    path = modules()[name]
+    tree = ast.parse(path.read_text(), filename=str(path))
+    is_package = path.name == "__init__.py"
+    out: set[str] = set()
+    for node in _runtime_import_nodes(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+            continue
+        if node.level:
+            base = name.split(".")
+            base = base[: len(base) - node.level + (1 if is_package else 0)]
+            target = ".".join(base + ([node.module] if node.module else []))
+        else:
+            target = node.module or ""
+        submodules = {f"{target}.{alias.name}" for alias in node.names} & modules().keys()
+        out.update(submodules if len(submodules) == len(node.names) else {target})
+    return frozenset(t for t in out if t in modules())
+
+
+def import_cycles() -> list[list[str]]:
+    """Strongly connected groups of modules that import each other (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in runtime_imports(v):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for name in modules():
+        if name not in index:
+            visit(name)
+    return cycles
+
+
+def test_no_import_circles() -> None:
+    """A circle (it was ``api.app -> api.routes -> api.routes.auth -> api.app``, closed by an import
+    inside a function) works only as long as each module happens to define what the others need
+    before it imports them, and says two modules are really one."""
+    assert import_cycles() == []
+
+
 def test_the_checker_sees_relative_and_lazy_imports() -> None:
     """The rules are only as good as the import reader: check it on known modules."""
     assert "core.resources" in imports_of("core.resources.entity") or any(
