@@ -15,10 +15,9 @@ import logging
 import time
 from typing import Any
 
-import bcrypt
-import trio
 from quart import Response
 
+from core.identity import hash_password
 from core.resources.meta import USERNAME_RE
 from core.seed import AGENT_PASSWORD, INITIALIZED_KEY, seed_operations
 from cluster import codec
@@ -44,10 +43,6 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def _hash(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
-
-
 def register_bootstrap(router: Router, ctx: ApiContext) -> None:
     async def init(call: Any) -> Response:
         client = call.request.scope.get("client")
@@ -67,8 +62,8 @@ def register_bootstrap(router: Router, ctx: ApiContext) -> None:
             return error_response(400, "cluster-admin-password: must be at least 8 characters", 1)
         if not isinstance(api_key, str):
             return error_response(400, "cluster-admin-api-key: must be a string", 1)
-        admin_hash = await trio.to_thread.run_sync(_hash, password)
-        agent_hash = await trio.to_thread.run_sync(_hash, AGENT_PASSWORD)
+        admin_hash = await hash_password(password)
+        agent_hash = await hash_password(AGENT_PASSWORD)
         ops = seed_operations(admin_username=username, admin_password_hash=admin_hash,
                               agent_password_hash=agent_hash, api_key=api_key, now=int(time.time()))
         try:
