@@ -32,7 +32,7 @@ import trio
 
 from core.resources import User
 
-from .users import load_user
+from .users import load_user, load_user_shared
 
 if TYPE_CHECKING:  # annotations only: importing core never starts a store
     from cluster.store import Store
@@ -95,8 +95,12 @@ class PasswordVerifier:
         self.stats = {"bcrypt": 0, "cache_hits": 0}
 
     async def verify(self, username: str, password: str) -> User | None:
-        """The enabled user whose password matches, else None."""
-        user = await load_user(self._store, username)
+        """The enabled user whose password matches, else None (the shared copy: read it only).
+
+        One read of the user per call: bcrypt checks the password against the
+        hash that read returned, which is also the hash in the cache key.
+        """
+        user = await load_user_shared(self._store, username)
         if user is not None and (user.disabled or not user.password_hash):
             user = None
         digest = hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest()
@@ -116,16 +120,16 @@ class PasswordVerifier:
             done = self._inflight[key] = trio.Event()
             try:
                 self.stats["bcrypt"] += 1
-                verified = await check_password(self._store, username, password)
-                if verified is not None and verified.password_hash == user.password_hash:
-                    self._remember(key)
-                return verified
+                if not await password_matches(password, user.password_hash):
+                    return None
+                self._remember(key)
+                return user
             finally:
                 del self._inflight[key]
                 done.set()
         # unknown or disabled user: same bcrypt cost as a real check, never cached
         self.stats["bcrypt"] += 1
-        await check_password(self._store, username, password)
+        await password_matches(password, DUMMY_HASH)
         return None
 
     def _remember(self, key: _CacheKey) -> None:
