@@ -52,6 +52,16 @@ def modules() -> dict[str, Path]:
     return found
 
 
+def _target(name: str, is_package: bool, node: ast.ImportFrom) -> str:
+    """The absolute module a ``from ... import`` in module ``name`` names (relative levels resolved)."""
+    if not node.level:
+        return node.module or ""
+    base = name.split(".")
+    # from . import x in a package's __init__ means the package itself
+    base = base[: len(base) - node.level + (1 if is_package else 0)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 @cache
 def imports_of(name: str) -> frozenset[str]:
     """The dotted names a module imports (absolute, with relative imports resolved)."""
@@ -63,13 +73,7 @@ def imports_of(name: str) -> frozenset[str]:
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = name.split(".")
-                # from . import x in a package's __init__ means the package itself
-                base = base[: len(base) - node.level + (1 if is_package else 0)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
+            target = _target(name, is_package, node)
             out.add(target)
             # "from package import module" imports the module too
             out.update(f"{target}.{alias.name}" for alias in node.names if f"{target}.{alias.name}" in modules())
@@ -154,12 +158,7 @@ def runtime_imports(name: str) -> frozenset[str]:
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
             continue
-        if node.level:
-            base = name.split(".")
-            base = base[: len(base) - node.level + (1 if is_package else 0)]
-            target = ".".join(base + ([node.module] if node.module else []))
-        else:
-            target = node.module or ""
+        target = _target(name, is_package, node)
         submodules = {f"{target}.{alias.name}" for alias in node.names} & modules().keys()
         out.update(submodules if len(submodules) == len(node.names) else {target})
     return frozenset(t for t in out if t in modules())
